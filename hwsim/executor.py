@@ -1,0 +1,84 @@
+"""Bit-accurate execution of an IntModel, with a per-layer trace of what the integer pipeline did."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from quantize.errors import ConfigError
+from quantize.ir import IntModel, Node
+
+from .numerics import ROUNDING_IDS
+
+
+@dataclass
+class LayerTrace:
+    """What one node executed for the whole batch: multiply-accumulates, requantizations, integer
+    divisions, and clamp events (outputs whose value before the clamp lay outside [act_min, act_max])."""
+
+    node: str
+    op: str
+    output: str
+    macs: int = 0
+    requants: int = 0
+    divides: int = 0
+    clamp_events: int = 0
+
+
+@dataclass
+class OpContext:
+    mode: int
+    fast: bool
+    trace: LayerTrace
+
+
+@dataclass
+class SimResult:
+    outputs: list[np.ndarray]        # graph outputs (float32 after the dequantize node)
+    int_inputs: list[np.ndarray]     # the integer tensors the quantize nodes produced
+    int_outputs: list[np.ndarray]    # the integer tensors the dequantize nodes read
+    trace: list[LayerTrace]
+    values: dict[str, np.ndarray] = field(default_factory=dict)  # every tensor, if keep_values
+
+
+def _kernel(op: str):
+    return importlib.import_module(f"hwsim.ops.{op}").run
+
+
+def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True, quantized: bool = False,
+             keep_values: bool = False) -> SimResult:
+    """Execute ``model`` on a batch ``x`` (float, in the graph input's layout, batch first).
+
+    ``rounding`` overrides the model's requant rounding mode (to run it as another target would).
+    ``fast=False`` uses the scalar reference kernels only. ``quantized=True`` means ``x`` is already
+    the integer output of the input ``quantize`` node (what generated C receives).
+    """
+    mode_name = rounding or model.rounding
+    if mode_name not in ROUNDING_IDS:
+        raise ConfigError(f"rounding mode {mode_name!r} is not one of {sorted(ROUNDING_IDS)}")
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    if len(xs) != len(model.inputs):
+        raise ConfigError(f"model {model.name!r} has {len(model.inputs)} input(s), got {len(xs)}")
+    nodes: list[Node] = model.nodes
+    values: dict[str, np.ndarray] = {}
+    if quantized:
+        quant_nodes = [n for n in nodes if n.op == "quantize"]
+        for n, arr in zip(quant_nodes, xs):
+            values[n.outputs[0]] = np.ascontiguousarray(arr, dtype=model.tensors[n.outputs[0]].dtype)
+        nodes = [n for n in nodes if n.op != "quantize"]
+    else:
+        values.update(zip(model.inputs, (np.asarray(a) for a in xs)))
+    batch = len(xs[0])
+    trace = []
+    for node in nodes:
+        record = LayerTrace(node.name, node.op, node.outputs[0], macs=model.node_macs(node) * batch)
+        ctx = OpContext(ROUNDING_IDS[mode_name], fast, record)
+        values[node.outputs[0]] = _kernel(node.op)(model, node, [values[t] for t in node.inputs], ctx)
+        trace.append(record)
+    quant_outs = [n.outputs[0] for n in model.nodes if n.op == "quantize"]
+    deq_ins = [n.inputs[0] for n in model.nodes if n.op == "dequantize"]
+    return SimResult(outputs=[values[t] for t in model.outputs], int_inputs=[values[t] for t in quant_outs],
+                     int_outputs=[values[t] for t in deq_ins], trace=trace,
+                     values=values if keep_values else {})

@@ -1,0 +1,77 @@
+"""Exact integer primitives shared by every hwsim kernel (Numba, no floats).
+
+Rounding modes of the requantization ``R(acc; b, c) ≈ acc * b / 2**c`` (acc an int32 value,
+``0 <= b < 2**31``, ``1 <= c <= 62``; the product is formed in int64, where it cannot overflow
+since ``|acc * b| < 2**62``):
+
+* ``half_up`` (0):   ``(acc*b + 2**(c-1)) >> c`` — ties toward +inf; TFLite "single rounding".
+* ``double`` (1):    ``RDBPOT(SRDHM(sat32(acc * 2**l), b), r)`` with ``l = max(31-c, 0)``, ``r = max(c-31, 0)``;
+  SRDHM(x, b) = ``floor((x*b + 2**30) / 2**31)`` (ties toward +inf, = ARM VQRDMULH),
+  RDBPOT rounds ties away from zero. This is TFLM / CMSIS-NN / gemmlowp's default.
+  ``sat32`` saturates the left-shifted accumulator to int32; TFLM leaves that case undefined.
+* ``half_even`` (2): ``acc*b / 2**c`` rounded to nearest, ties to even (what ``torch.round`` gives).
+
+``>>`` is an arithmetic (flooring) shift throughout.
+"""
+
+import numpy as np
+from numba import njit
+
+ROUNDING_IDS = {"half_up": 0, "double": 1, "half_even": 2}
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def rounding_id(name: str) -> int:
+    return ROUNDING_IDS[name]
+
+
+@njit(inline="always", cache=True)
+def srdhm(x, b):
+    """SaturatingRoundingDoublingHighMul for int32 x and b (the saturating case needs b = -2**31)."""
+    if x == INT32_MIN and b == INT32_MIN:
+        return np.int64(INT32_MAX)
+    return (np.int64(x) * np.int64(b) + np.int64(1 << 30)) >> 31
+
+
+@njit(inline="always", cache=True)
+def rdbpot(x, e):
+    """RoundingDivideByPOT: x / 2**e rounded to nearest, ties away from zero (0 <= e <= 31)."""
+    mask = (np.int64(1) << e) - 1
+    rem = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if rem > threshold else 0)
+
+
+@njit(inline="always", cache=True)
+def requant(acc, b, c, mode):
+    """R(acc; b, c) under rounding ``mode`` (see the module docstring). Returns int64."""
+    acc = np.int64(acc)
+    b = np.int64(b)
+    if mode == 0:
+        return (acc * b + (np.int64(1) << (c - 1))) >> c
+    if mode == 2:
+        p = acc * b
+        q = p >> c
+        r = p - (q << c)
+        half = np.int64(1) << (c - 1)
+        if r > half or (r == half and (q & 1) == 1):
+            q += 1
+        return q
+    left = 31 - c if c < 31 else 0
+    right = c - 31 if c > 31 else 0
+    x = acc << left
+    if x > INT32_MAX:
+        x = np.int64(INT32_MAX)
+    elif x < INT32_MIN:
+        x = np.int64(INT32_MIN)
+    return rdbpot(srdhm(x, b), right)
+
+
+@njit(inline="always", cache=True)
+def div_round_away(total, count):
+    """total / count (count > 0) rounded to nearest, ties away from zero: TFLM's average-pool division,
+    ``total > 0 ? (total + count/2) / count : (total - count/2) / count`` with C's truncating division."""
+    half = count // 2
+    if total > 0:
+        return (total + half) // count
+    return -((-total + half) // count)

@@ -1,0 +1,49 @@
+"""dense: fully connected layer, ``acc[n] = bias[n] + sum_k w[n,k] * (x[k] - input_zp)`` in int32,
+``y = clamp(R(acc; multiplier[n], shift[n]) + output_zp, act_min, act_max)``."""
+
+import numpy as np
+from numba import njit
+
+from ..numerics import requant
+from ._requant_epilogue import exact_gemm_dtype, requant_rows
+
+
+@njit(cache=True)
+def dense_reference(x, w, bias, mult, shift, in_zp, out_zp, lo, hi, mode, out):
+    n_batch, k_total = x.shape
+    n_out = w.shape[0]
+    events = 0
+    for b in range(n_batch):
+        for n in range(n_out):
+            acc = np.int64(bias[n])
+            for k in range(k_total):
+                acc += np.int64(w[n, k]) * (np.int64(x[b, k]) - in_zp)
+            y = requant(acc, mult[n], shift[n], mode) + out_zp
+            if y < lo:
+                y = lo
+                events += 1
+            elif y > hi:
+                y = hi
+                events += 1
+            out[b, n] = y
+    return events
+
+
+def run(model, node, inputs, ctx):
+    (x,) = inputs
+    a = node.attrs
+    w, bias = model.param(node, "weight"), model.param(node, "bias").astype(np.int64)
+    mult, shift = model.param(node, "multiplier").astype(np.int64), model.param(node, "shift").astype(np.int64)
+    out_info = model.tensors[node.outputs[0]]
+    out = np.empty((x.shape[0], w.shape[0]), dtype=out_info.dtype)
+    if ctx.fast:
+        lo, hi = model.tensors[node.inputs[0]].qrange()
+        ftype = exact_gemm_dtype(w, max(abs(lo - a["input_zp"]), abs(hi - a["input_zp"])))
+        acc_f = (x.astype(ftype) - ftype(a["input_zp"])) @ w.astype(ftype).T
+        events = requant_rows(acc_f, bias, mult, shift, a["output_zp"], a["act_min"], a["act_max"], ctx.mode, out)
+    else:
+        events = dense_reference(x, w, bias, mult, shift, a["input_zp"], a["output_zp"], a["act_min"], a["act_max"],
+                                 ctx.mode, out)
+    ctx.trace.requants = out.size
+    ctx.trace.clamp_events = int(events)
+    return out

@@ -1,0 +1,36 @@
+"""maxpool: maximum over the in-bounds taps of each window (padding never wins); same scale in and out."""
+
+import numpy as np
+from numba import njit, prange
+
+
+def _maxpool(x, kh, kw, sh, sw, pt, pl, dh, dw, out):
+    n_batch, height, width, channels = x.shape
+    _, oh, ow, _ = out.shape
+    for row in prange(n_batch * oh):
+        n = row // oh
+        oy = row % oh
+        for ox in range(ow):
+            for c in range(channels):
+                best = np.int64(-(1 << 40))
+                for ky in range(kh):
+                    iy = oy * sh - pt + ky * dh
+                    for kx in range(kw):
+                        ix = ox * sw - pl + kx * dw
+                        if 0 <= iy < height and 0 <= ix < width and x[n, iy, ix, c] > best:
+                            best = x[n, iy, ix, c]
+                out[n, oy, ox, c] = best
+
+
+maxpool_reference = njit(cache=True)(_maxpool)
+maxpool_parallel = njit(parallel=True, cache=True)(_maxpool)
+
+
+def run(model, node, inputs, ctx):
+    (x,) = inputs
+    a = node.attrs
+    out_info = model.tensors[node.outputs[0]]
+    out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
+    kernel = maxpool_parallel if ctx.fast else maxpool_reference
+    kernel(x, *a["kernel"], *a["stride"], *a["padding"][:2], *a["dilation"], out)
+    return out

@@ -1,0 +1,6 @@
+"""reshape: same elements in row-major order, new per-sample shape (pure data movement)."""
+
+
+def run(model, node, inputs, ctx):
+    x = inputs[0]
+    return x.reshape((x.shape[0],) + tuple(node.attrs["shape"]))

@@ -1,0 +1,130 @@
+"""The table of IR operators: what each op takes, its attributes, and its output shape.
+
+One row per op. The IR validator, the lowering pass, hwsim and codegen all read this table,
+so adding an op starts here. Shapes are per sample (no batch dimension); image tensors are
+HWC (channels last, as in TFLite / CMSIS-NN), vectors are (C,).
+
+Attribute kinds: ``int``, ``ints`` (list of int), ``str``.
+"""
+
+from dataclasses import dataclass, field
+
+from .errors import ModelFileError
+
+INT_DTYPES = ("int8", "int16", "int32")
+ACT_DTYPES = ("int8", "int16")
+ROUNDING_MODES = ("half_up", "double", "half_even")
+
+
+@dataclass(frozen=True)
+class OpSchema:
+    n_inputs: int | None  # None: one or more (concat)
+    attrs: dict[str, str]
+    params: dict[str, tuple[str, ...]] = field(default_factory=dict)  # role -> allowed dtypes
+    integer: bool = True  # False only for the graph-boundary ops quantize/dequantize
+
+
+_CLAMP = {"act_min": "int", "act_max": "int"}
+_REQUANT = {"input_zp": "int", "output_zp": "int", **_CLAMP}
+_WEIGHTED = {"weight": ("int8", "int16"), "bias": ("int32",), "multiplier": ("int32",), "shift": ("int32",)}
+_WINDOW = {"kernel": "ints", "stride": "ints", "padding": "ints"}
+
+OPS: dict[str, OpSchema] = {
+    "quantize": OpSchema(1, {"perm": "ints"}, integer=False),
+    "dequantize": OpSchema(1, {"perm": "ints"}, integer=False),
+    "conv2d": OpSchema(1, {"stride": "ints", "padding": "ints", "dilation": "ints", "groups": "int", **_REQUANT},
+                       _WEIGHTED),
+    "dense": OpSchema(1, dict(_REQUANT), _WEIGHTED),
+    "add": OpSchema(2, {"input_zps": "ints", "left_shift": "int", "multipliers": "ints", "shifts": "ints",
+                        "output_zp": "int", **_CLAMP}),
+    "requantize": OpSchema(1, {"multiplier": "int", "shift": "int", **_REQUANT}),
+    "avgpool": OpSchema(1, {**_WINDOW, "count_include_pad": "int", "pad_value": "int", **_CLAMP}),
+    "maxpool": OpSchema(1, {**_WINDOW, "dilation": "ints"}),
+    "concat": OpSchema(None, {"axis": "int"}),
+    "reshape": OpSchema(1, {"shape": "ints"}),
+    "transpose": OpSchema(1, {"perm": "ints"}),
+    "clamp": OpSchema(1, dict(_CLAMP)),
+}
+
+
+def _window_out(size: int, k: int, s: int, p0: int, p1: int, d: int = 1) -> int:
+    return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
+
+
+def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> tuple:
+    """Output shape of ``op`` for the given input shapes; raises ValueError on inconsistency."""
+    if op in ("quantize", "dequantize", "transpose"):
+        (shape,) = in_shapes
+        perm = attrs["perm"] or list(range(len(shape)))
+        if sorted(perm) != list(range(len(shape))):
+            raise ValueError(f"perm {perm} does not permute a rank-{len(shape)} tensor")
+        return tuple(shape[p] for p in perm)
+    if op == "conv2d":
+        (h, w, c), = in_shapes
+        oc, kh, kw, icg = params["weight"]
+        g = attrs["groups"]
+        sh, sw = attrs["stride"]
+        pt, pl, pb, pr = attrs["padding"]
+        dh, dw = attrs["dilation"]
+        if g < 1 or c % g or oc % g or icg != c // g:
+            raise ValueError(f"weight {params['weight']} and groups={g} do not fit {c} input channels")
+        out = (_window_out(h, kh, sh, pt, pb, dh), _window_out(w, kw, sw, pl, pr, dw), oc)
+    elif op == "dense":
+        (k,), = in_shapes
+        n, wk = params["weight"]
+        if wk != k:
+            raise ValueError(f"weight {params['weight']} does not fit input of {k} features")
+        out = (n,)
+    elif op in ("add",):
+        a, b = in_shapes
+        if tuple(a) != tuple(b):
+            raise ValueError(f"add inputs differ in shape: {a} vs {b}")
+        out = tuple(a)
+    elif op in ("requantize", "clamp"):
+        out = tuple(in_shapes[0])
+    elif op in ("avgpool", "maxpool"):
+        (h, w, c), = in_shapes
+        kh, kw = attrs["kernel"]
+        sh, sw = attrs["stride"]
+        pt, pl, pb, pr = attrs["padding"]
+        dh, dw = attrs.get("dilation", [1, 1])
+        out = (_window_out(h, kh, sh, pt, pb, dh), _window_out(w, kw, sw, pl, pr, dw), c)
+    elif op == "concat":
+        axis = attrs["axis"]
+        first = in_shapes[0]
+        for s in in_shapes[1:]:
+            if len(s) != len(first) or any(x != y for i, (x, y) in enumerate(zip(s, first)) if i != axis):
+                raise ValueError(f"concat inputs {in_shapes} differ outside axis {axis}")
+        out = tuple(sum(s[axis] for s in in_shapes) if i == axis else d for i, d in enumerate(first))
+    elif op == "reshape":
+        out = tuple(attrs["shape"])
+        n_in = 1
+        for d in in_shapes[0]:
+            n_in *= d
+        n_out = 1
+        for d in out:
+            n_out *= d
+        if n_in != n_out:
+            raise ValueError(f"reshape {in_shapes[0]} -> {out} changes the element count")
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    if any(d < 1 for d in out):
+        raise ValueError(f"output shape {out} has an empty dimension")
+    return out
+
+
+def check_attrs(op: str, attrs: dict, where: str) -> None:
+    """Raise ModelFileError unless ``attrs`` has exactly the schema's attributes with the right kinds."""
+    schema = OPS.get(op)
+    if schema is None:
+        raise ModelFileError(f"{where}: unknown op {op!r} (known: {', '.join(sorted(OPS))})")
+    missing = set(schema.attrs) - set(attrs)
+    extra = set(attrs) - set(schema.attrs)
+    if missing or extra:
+        raise ModelFileError(f"{where}: op {op!r} attributes missing {sorted(missing)} / unexpected {sorted(extra)}")
+    for key, kind in schema.attrs.items():
+        value = attrs[key]
+        ok = (isinstance(value, int) and not isinstance(value, bool)) if kind == "int" else \
+            (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
+        if not ok:
+            raise ModelFileError(f"{where}: attribute {key!r} must be {kind}, got {value!r}")
