@@ -1,0 +1,1 @@
+"""Bundled demo models: definitions, their data, and the scripts that trained their shipped weights."""

@@ -1,0 +1,116 @@
+"""Capture a PyTorch model as a torch.fx graph, fold BatchNorm, and check every op is supported.
+
+The support table :data:`SUPPORTED` maps what a graph node calls (a module class, a function or a
+method name) to the *kind* of op the lowering pass knows. Unsupported calls are all collected and
+reported together, each with its module path and, where torch.fx recorded it, the source line.
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+
+import numpy as np
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.fx.experimental.optimization import fuse
+
+from .errors import CaptureError, UnsupportedOpError
+
+MODULE_KINDS = {
+    nn.Conv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
+    nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
+    nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity",
+}
+FUNCTION_KINDS = {
+    operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
+    F.relu6: "relu6", torch.flatten: "flatten", torch.cat: "cat", torch.concat: "cat",
+    F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity",
+}
+METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
+                "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape"}
+ACTIVATIONS = ("relu", "relu6", "hardtanh")
+
+
+def _where(node: fx.Node) -> str:
+    trace = node.meta.get("stack_trace") or ""
+    lines = [ln.strip() for ln in trace.strip().splitlines() if ln.strip().startswith("File ")]
+    return f" ({lines[-1]})" if lines else ""
+
+
+def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
+    """``(kind or None, description)`` of an fx node; ``kind`` None means unsupported."""
+    if node.op == "call_module":
+        mod = gm.get_submodule(node.target)
+        kind = MODULE_KINDS.get(type(mod))
+        if kind == "conv" and mod.padding_mode != "zeros":
+            return None, f"Conv2d with padding_mode={mod.padding_mode!r} (only 'zeros')"
+        if kind in ("maxpool", "avgpool") and mod.ceil_mode:
+            return None, f"{type(mod).__name__} with ceil_mode=True"
+        if kind == "maxpool" and mod.return_indices:
+            return None, "MaxPool2d with return_indices=True"
+        if kind == "avgpool" and mod.divisor_override is not None:
+            return None, "AvgPool2d with divisor_override"
+        if type(mod) is nn.BatchNorm2d or type(mod) is nn.BatchNorm1d:
+            return None, f"{type(mod).__name__} not directly after a Conv2d/Linear (cannot be folded)"
+        return kind, f"{type(mod).__module__}.{type(mod).__name__}"
+    if node.op == "call_function":
+        name = getattr(node.target, "__qualname__", str(node.target))
+        return FUNCTION_KINDS.get(node.target), f"function {getattr(node.target, '__module__', '')}.{name}"
+    if node.op == "call_method":
+        return METHOD_KINDS.get(node.target), f"method Tensor.{node.target}"
+    return node.op, node.op  # placeholder, output, get_attr
+
+
+def capture(model: nn.Module) -> fx.GraphModule:
+    """Trace ``model`` (a copy, in eval mode) with torch.fx and fold Conv2d+BatchNorm2d / Linear+BatchNorm1d."""
+    model = copy.deepcopy(model).eval()
+    try:
+        gm = fx.symbolic_trace(model)
+    except Exception as exc:  # torch.fx raises many types for data-dependent control flow
+        raise CaptureError(f"torch.fx cannot capture {type(model).__name__} as a static graph: "
+                           f"{type(exc).__name__}: {exc}") from None
+    return fuse(gm, no_trace=True)
+
+
+def check_supported(gm: fx.GraphModule) -> None:
+    """Raise :class:`UnsupportedOpError` listing every unsupported call (module path and source line)."""
+    bad: list[tuple[str, str]] = []
+    bad_nodes: set[fx.Node] = set()
+    for node in gm.graph.nodes:
+        if node.op == "get_attr":
+            bad.append((node.target, "parameter or buffer used directly in forward()"))
+            continue
+        if node.op == "call_function" and node.target is operator.getitem and node.args[0] in bad_nodes:
+            continue  # indexing into an unsupported op's result: already reported
+        kind, desc = op_kind(gm, node)
+        if kind is None:
+            path = node.target if node.op == "call_module" else node.name
+            bad.append((str(path), desc + _where(node)))
+            bad_nodes.add(node)
+    if bad:
+        raise UnsupportedOpError(bad)
+
+
+class Recorder(fx.Interpreter):
+    """Runs the fx graph and hands every floating tensor a node produces to ``sink(name, tensor)``."""
+
+    def __init__(self, gm: fx.GraphModule, sink):
+        super().__init__(gm)
+        self.sink = sink
+
+    def run_node(self, n):
+        out = super().run_node(n)
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            self.sink(n.name, out.detach())
+        return out
+
+
+def run_recording(gm: fx.GraphModule, data, sink, batch_size: int = 64) -> None:
+    """Feed ``data`` (array/tensor, batch first) through ``gm`` in batches, recording every float value."""
+    x = torch.as_tensor(np.asarray(data, dtype=np.float32))
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            Recorder(gm, sink).run(x[start:start + batch_size])

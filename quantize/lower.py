@@ -1,0 +1,318 @@
+"""Post-training quantization: captured float graph + calibration statistics -> IntModel.
+
+Weights: per-output-channel symmetric, ``s_w[c] = max|W_c| / (2^(k-1)-1)``, ``q = clamp(rint(W/s_w))``
+(rint = round half to even). Bias: int32 ``rint(b / (s_in*s_w[c]))`` (an out-of-range bias is an error).
+Activations: per tensor, range from the configured observer, qparams from
+:func:`quantize.observers.choose_qparams`. Requant multipliers: ``s_in*s_w[c]/s_out`` via
+:func:`quantize.dyadic.quantize_multiplier`. ReLU / ReLU6 / Hardtanh that directly follow a conv,
+linear or add are folded into that op's output clamp; elsewhere they become a ``clamp`` node.
+Image tensors are HWC in the IR: the input ``quantize`` node permutes CHW -> HWC, flattening an image
+inserts a ``transpose`` back to CHW order (so PyTorch's flatten order is kept), and image outputs
+are permuted back to CHW by ``dequantize``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch.fx as fx
+
+from .capture import ACTIVATIONS, capture, check_supported, op_kind, run_recording
+from .config import QuantConfig
+from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
+from .errors import QuantizationError, UnsupportedOpError
+from .ir import IntModel, Node, TensorInfo, accumulator_bound, storage_dtype
+from .observers import Observer, choose_qparams
+
+HWC_FROM_CHW = [1, 2, 0]
+CHW_FROM_HWC = [2, 0, 1]
+
+
+def _pair(v) -> list[int]:
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
+
+
+class _Lowering:
+    def __init__(self, gm: fx.GraphModule, cfg: QuantConfig, observers: dict, shapes: dict, name: str):
+        self.gm, self.cfg, self.obs, self.shapes = gm, cfg, observers, shapes
+        self.model = IntModel(name=name, rounding=cfg.rounding, inputs=[], outputs=[], tensors={}, nodes=[],
+                              constants={})
+        self.ir_of: dict[str, str] = {}  # fx node name -> IR tensor name
+        self.fused: set[str] = set()     # activation fx nodes folded into their producer
+
+    # ---- helpers -------------------------------------------------------------------------
+    def tensor(self, name: str) -> TensorInfo:
+        return self.model.tensors[self.ir_of[name]]
+
+    def new_tensor(self, name, shape, scale, zp, source="", layout="", bits=None) -> TensorInfo:
+        bits = bits or self.cfg.act_bits
+        info = TensorInfo(name=name, dtype=storage_dtype(bits), shape=tuple(int(d) for d in shape),
+                          scale=float(scale), zero_point=int(zp), bits=bits, source=source, layout=layout)
+        self.model.tensors[name] = info
+        return info
+
+    def like(self, name: str, src: TensorInfo, shape=None, layout=None, source="") -> TensorInfo:
+        return self.new_tensor(name, src.shape if shape is None else shape, src.scale, src.zero_point, source,
+                               src.layout if layout is None else layout, src.bits)
+
+    def emit(self, name, op, inputs, output, attrs, params=None) -> Node:
+        node = Node(name=name, op=op, inputs=list(inputs), outputs=[output], attrs=attrs, params=params or {})
+        self.model.nodes.append(node)
+        return node
+
+    def qparams_of(self, fx_name: str) -> tuple[float, int]:
+        lo, hi = self.obs[fx_name].range(self.cfg.act_bits, self.cfg.act_symmetric)
+        return choose_qparams(lo, hi, self.cfg.act_bits, self.cfg.act_symmetric)
+
+    def fused_activation(self, node: fx.Node) -> tuple[fx.Node, tuple[float, float]]:
+        """The node whose value the op's output represents (a sole activation user, folded), and its bounds."""
+        users = list(node.users)
+        if len(users) == 1:
+            kind, _ = op_kind(self.gm, users[0])
+            if kind in ACTIVATIONS:
+                self.fused.add(users[0].name)
+                return users[0], self.activation_bounds(users[0], kind)
+        return node, (-math.inf, math.inf)
+
+    def activation_bounds(self, node: fx.Node, kind: str) -> tuple[float, float]:
+        if kind == "relu":
+            return 0.0, math.inf
+        if kind == "relu6":
+            return 0.0, 6.0
+        mod = self.gm.get_submodule(node.target)
+        return float(mod.min_val), float(mod.max_val)
+
+    @staticmethod
+    def clamp_bounds(info: TensorInfo, bounds: tuple[float, float]) -> tuple[int, int]:
+        """Integer clamp realising a float activation range on ``info``'s grid, within its bit range."""
+        qmin, qmax = info.qrange()
+        lo, hi = bounds
+        act_min = qmin if lo == -math.inf else max(qmin, min(qmax, info.zero_point + int(np.rint(lo / info.scale))))
+        act_max = qmax if hi == math.inf else min(qmax, max(qmin, info.zero_point + int(np.rint(hi / info.scale))))
+        return act_min, act_max
+
+    def add_constant(self, name: str, arr: np.ndarray) -> str:
+        self.model.constants[name] = arr
+        return name
+
+    # ---- ops -----------------------------------------------------------------------------
+    def weighted(self, node: fx.Node, mod, op: str):
+        """conv2d / dense: per-channel int weights, int32 bias, per-channel dyadic requant, fused clamp."""
+        path = str(node.target)
+        x = self.tensor(node.args[0].name)
+        if op == "conv2d" and x.layout != "HWC":
+            raise UnsupportedOpError([(path, f"Conv2d on a tensor of shape {x.shape} (needs C,H,W)")])
+        if op == "dense" and len(x.shape) != 1:
+            raise UnsupportedOpError([(path, f"Linear on a tensor of shape {x.shape} (needs a flat vector)")])
+        w = mod.weight.detach().double().numpy()
+        bias = mod.bias.detach().double().numpy() if mod.bias is not None else np.zeros(w.shape[0])
+        qmax_w = (1 << (self.cfg.weight_bits - 1)) - 1
+        amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        s_w = np.where(amax > 0, amax / qmax_w, 1.0).astype(np.float32)
+        s_w_b = s_w.reshape((-1,) + (1,) * (w.ndim - 1)).astype(np.float64)
+        qw = np.clip(np.rint(w / s_w_b), -qmax_w, qmax_w).astype(storage_dtype(self.cfg.weight_bits))
+        if op == "conv2d":
+            qw = np.ascontiguousarray(qw.transpose(0, 2, 3, 1))  # OIHW -> OHWI
+        rep, bounds = self.fused_activation(node)
+        s_out, zp_out = self.qparams_of(rep.name)
+        out = self.new_tensor(rep.name, self.shape_of(rep), s_out, zp_out, rep.name, x.layout if op == "conv2d"
+                              else "")
+        s_acc = f64(x.scale) * s_w.astype(np.float64)
+        qb = np.rint(bias / s_acc)
+        if np.abs(qb).max(initial=0) > 2**31 - 1:
+            raise QuantizationError(f"{path}: bias does not fit int32 at scale s_in*s_w")
+        mult, shift = quantize_multipliers(s_acc / f64(s_out), path)
+        act_min, act_max = self.clamp_bounds(out, bounds)
+        attrs = {"input_zp": x.zero_point, "output_zp": zp_out, "act_min": act_min, "act_max": act_max}
+        if op == "conv2d":
+            kh, kw = qw.shape[1:3]
+            dil = _pair(mod.dilation)
+            if isinstance(mod.padding, str):
+                pads = [0, 0, 0, 0] if mod.padding == "valid" else self.same_padding(kh, kw, dil)
+            else:
+                ph, pw = _pair(mod.padding)
+                pads = [ph, pw, ph, pw]
+            attrs.update(stride=_pair(mod.stride), padding=pads, dilation=dil, groups=int(mod.groups))
+        params = {role: self.add_constant(f"{path}.{role}", arr) for role, arr in
+                  (("weight", qw), ("bias", qb.astype(np.int32)), ("multiplier", mult), ("shift", shift))}
+        ir_node = self.emit(path, op, [x.name], out.name, attrs, params)
+        bound = accumulator_bound(self.model, ir_node)
+        if bound > 2**31 - 1:
+            raise QuantizationError(f"{path}: the int32 accumulator can overflow (|acc| <= {bound}); "
+                                    f"lower weight_bits/act_bits")
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
+    @staticmethod
+    def same_padding(kh, kw, dil):
+        pads = [dil[0] * (kh - 1), dil[1] * (kw - 1)]
+        return [pads[0] // 2, pads[1] // 2, pads[0] - pads[0] // 2, pads[1] - pads[1] // 2]
+
+    def shape_of(self, node: fx.Node) -> tuple:
+        """Per-sample IR shape of an fx value (HWC for images)."""
+        shape = self.shapes[node.name]
+        return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+
+    def add(self, node: fx.Node):
+        a, b = node.args[:2]
+        if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
+            raise UnsupportedOpError([(node.name, "add needs two tensor operands (no alpha, no scalars)")])
+        ta, tb = self.tensor(a.name), self.tensor(b.name)
+        rep, bounds = self.fused_activation(node)
+        s_out, zp_out = self.qparams_of(rep.name)
+        out = self.new_tensor(rep.name, ta.shape, s_out, zp_out, rep.name, ta.layout)
+        left = 20 if self.cfg.act_bits <= 8 else 15
+        mults, shifts = add_multipliers(ta.scale, tb.scale, s_out, left, node.name)
+        act_min, act_max = self.clamp_bounds(out, bounds)
+        self.emit(node.name, "add", [ta.name, tb.name], out.name,
+                  {"input_zps": [ta.zero_point, tb.zero_point], "left_shift": left, "multipliers": mults,
+                   "shifts": shifts, "output_zp": zp_out, "act_min": act_min, "act_max": act_max})
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
+    def pool(self, node: fx.Node, kind: str):
+        x = self.tensor(node.args[0].name)
+        h, w, _ = x.shape
+        if kind == "adaptive_avgpool":
+            size = self.gm.get_submodule(node.target).output_size if node.op == "call_module" else node.args[1]
+            size = (size, size) if isinstance(size, int) else tuple(size)
+            oh, ow = (d if d is not None else full for d, full in zip(size, (h, w)))
+            if h % oh or w % ow:
+                raise UnsupportedOpError([(str(node.target), f"AdaptiveAvgPool2d {h}x{w} -> {oh}x{ow} "
+                                                            "(only evenly dividing windows)")])
+            kernel, stride, pads, include_pad = [h // oh, w // ow], [h // oh, w // ow], [0, 0, 0, 0], 1
+        else:
+            mod = self.gm.get_submodule(node.target)
+            kernel = _pair(mod.kernel_size)
+            stride = _pair(mod.stride if mod.stride is not None else mod.kernel_size)
+            ph, pw = _pair(mod.padding)
+            pads = [ph, pw, ph, pw]
+            include_pad = int(getattr(mod, "count_include_pad", 1))
+        out = self.like(node.name, x, self.shape_of(node), source=node.name)
+        name = str(node.target) if node.op == "call_module" else node.name
+        if kind == "maxpool":
+            dil = _pair(self.gm.get_submodule(node.target).dilation)
+            self.emit(name, "maxpool", [x.name], out.name, {"kernel": kernel, "stride": stride, "padding": pads,
+                                                             "dilation": dil})
+        else:
+            qmin, qmax = x.qrange()
+            self.emit(name, "avgpool", [x.name], out.name,
+                      {"kernel": kernel, "stride": stride, "padding": pads, "count_include_pad": include_pad,
+                       "pad_value": x.zero_point, "act_min": qmin, "act_max": qmax})
+        self.ir_of[node.name] = out.name
+
+    def activation(self, node: fx.Node, kind: str):
+        x = self.tensor(node.args[0].name)
+        out = self.like(node.name, x, source=node.name)
+        act_min, act_max = self.clamp_bounds(x, self.activation_bounds(node, kind))
+        self.emit(str(node.target) if node.op == "call_module" else node.name, "clamp", [x.name], out.name,
+                  {"act_min": act_min, "act_max": act_max})
+        self.ir_of[node.name] = out.name
+
+    def flatten(self, node: fx.Node):
+        x = self.tensor(node.args[0].name)
+        shape = self.shapes[node.name]
+        if len(shape) != 1:
+            raise UnsupportedOpError([(node.name, f"reshape to per-sample shape {shape} (only flattening)")])
+        src = x
+        if x.layout == "HWC" and x.shape[0] * x.shape[1] > 1:
+            src = self.like(f"{node.name}_chw", x, (x.shape[2], x.shape[0], x.shape[1]), layout="CHW")
+            self.emit(f"{node.name}_chw", "transpose", [x.name], src.name, {"perm": CHW_FROM_HWC})
+        out = self.like(node.name, src, shape, layout="", source=node.name)
+        self.emit(node.name, "reshape", [src.name], out.name, {"shape": list(shape)})
+        self.ir_of[node.name] = out.name
+
+    def cat(self, node: fx.Node):
+        tensors = node.args[0]
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        first = self.tensor(tensors[0].name)
+        rank = len(first.shape)
+        dim = dim % (rank + 1)
+        if dim == 0:
+            raise UnsupportedOpError([(node.name, "concatenation along the batch dimension")])
+        axis = [2, 0, 1][dim - 1] if first.layout == "HWC" else dim - 1
+        s_out, zp_out = self.qparams_of(node.name)
+        out = self.new_tensor(node.name, self.shape_of(node), s_out, zp_out, node.name, first.layout)
+        inputs = []
+        for i, t in enumerate(tensors):
+            x = self.tensor(t.name)
+            if (x.scale, x.zero_point) != (s_out, zp_out):
+                b, c = quantize_multiplier(f64(x.scale) / f64(s_out), node.name)
+                rq = self.like(f"{node.name}_in{i}", out, x.shape)
+                qmin, qmax = rq.qrange()
+                self.emit(rq.name, "requantize", [x.name], rq.name,
+                          {"multiplier": b, "shift": c, "input_zp": x.zero_point, "output_zp": zp_out,
+                           "act_min": qmin, "act_max": qmax})
+                x = rq
+            inputs.append(x.name)
+        self.emit(node.name, "concat", inputs, out.name, {"axis": axis})
+        self.ir_of[node.name] = out.name
+
+    # ---- driver --------------------------------------------------------------------------
+    def run(self) -> IntModel:
+        for node in self.gm.graph.nodes:
+            kind, _ = op_kind(self.gm, node)
+            if node.name in self.fused or kind == "shape":
+                continue
+            if node.op == "placeholder":
+                shape = self.shapes[node.name]
+                self.model.tensors[node.name] = TensorInfo(node.name, "float32", shape, layout="CHW" if len(
+                    shape) == 3 else "")
+                self.model.inputs.append(node.name)
+                s, zp = self.qparams_of(node.name)
+                q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
+                                    "HWC" if len(shape) == 3 else "")
+                self.emit(q.name, "quantize", [node.name], q.name, {"perm": HWC_FROM_CHW if len(shape) == 3 else []})
+                self.ir_of[node.name] = q.name
+            elif node.op == "output":
+                results = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]
+                for r in results:
+                    x = self.tensor(r.name)
+                    out = TensorInfo(f"{r.name}_out", "float32", tuple(x.shape[i] for i in CHW_FROM_HWC)
+                                     if x.layout == "HWC" else x.shape, layout="CHW" if x.layout == "HWC" else "")
+                    self.model.tensors[out.name] = out
+                    self.emit(out.name, "dequantize", [x.name], out.name,
+                              {"perm": CHW_FROM_HWC if x.layout == "HWC" else []})
+                    self.model.outputs.append(out.name)
+            elif kind == "conv":
+                self.weighted(node, self.gm.get_submodule(node.target), "conv2d")
+            elif kind == "linear":
+                self.weighted(node, self.gm.get_submodule(node.target), "dense")
+            elif kind == "add":
+                self.add(node)
+            elif kind in ("maxpool", "avgpool", "adaptive_avgpool"):
+                self.pool(node, kind)
+            elif kind in ACTIVATIONS:
+                self.activation(node, kind)
+            elif kind == "flatten":
+                self.flatten(node)
+            elif kind == "cat":
+                self.cat(node)
+            elif kind == "identity":
+                self.ir_of[node.name] = self.ir_of[node.args[0].name]
+        self.model.validate(f"model {self.model.name!r}")
+        return self.model
+
+
+def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):
+    """Observers for every float value in the graph, and each value's per-sample shape."""
+    observers: dict[str, Observer] = {}
+    shapes: dict[str, tuple] = {}
+
+    def sink(name, tensor):
+        shapes.setdefault(name, tuple(tensor.shape[1:]))
+        observers.setdefault(name, Observer(cfg.observer, cfg.percentile)).update(tensor.numpy())
+
+    run_recording(gm, calib_data, sink, batch_size)
+    return observers, shapes
+
+
+def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
+    """Post-training quantize a PyTorch ``model`` into an :class:`IntModel` using ``calib_data``
+    (float array, batch first, in the model's input layout, e.g. N,C,H,W)."""
+    cfg = config or QuantConfig()
+    gm = capture(model)
+    check_supported(gm)
+    if len(calib_data) == 0:
+        raise QuantizationError("calibration data is empty")
+    observers, shapes = calibrate(gm, calib_data, cfg)
+    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__).run()

@@ -1,0 +1,84 @@
+"""Calibration observers: turn the values a float tensor took into a clipping range ``(lo, hi)``.
+
+Each observer keeps the exact running min/max and a bounded random sample of values
+(at most ``SAMPLE_PER_BATCH`` per batch, from a fixed-seed generator, so calibration is reproducible).
+"""
+
+import numpy as np
+
+SAMPLE_PER_BATCH = 1 << 16
+
+
+class Observer:
+    def __init__(self, method: str, percentile: float, seed: int = 0):
+        self.method = method
+        self.percentile = percentile
+        self.lo = np.inf
+        self.hi = -np.inf
+        self.samples: list[np.ndarray] = []
+        self.rng = np.random.default_rng(seed)
+
+    def update(self, values: np.ndarray) -> None:
+        flat = np.asarray(values, dtype=np.float32).ravel()
+        if flat.size == 0:
+            return
+        self.lo = min(self.lo, float(flat.min()))
+        self.hi = max(self.hi, float(flat.max()))
+        if self.method != "minmax":
+            if flat.size > SAMPLE_PER_BATCH:
+                flat = self.rng.choice(flat, SAMPLE_PER_BATCH, replace=False)
+            self.samples.append(flat.copy())
+
+    def range(self, bits: int, symmetric: bool) -> tuple[float, float]:
+        """The clipping range, always containing 0 (so zero is exactly representable)."""
+        lo, hi = min(self.lo, 0.0), max(self.hi, 0.0)
+        if self.method == "percentile":
+            sample = np.concatenate(self.samples)
+            if symmetric:
+                amax = float(np.percentile(np.abs(sample), self.percentile))
+                lo, hi = -amax, amax
+            else:
+                lo = min(float(np.percentile(sample, 100.0 - self.percentile)), 0.0)
+                hi = max(float(np.percentile(sample, self.percentile)), 0.0)
+        elif self.method == "mse":
+            lo, hi = mse_range(np.concatenate(self.samples), lo, hi, bits, symmetric)
+        if symmetric:
+            amax = max(abs(lo), abs(hi))
+            return -amax, amax
+        return lo, hi
+
+
+def fake_quant_error(sample: np.ndarray, lo: float, hi: float, bits: int, symmetric: bool) -> float:
+    scale, zp = choose_qparams(lo, hi, bits, symmetric)
+    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    q = np.clip(np.rint(sample / scale) + zp, qmin, qmax)
+    return float(np.mean(((q - zp) * scale - sample) ** 2))
+
+
+def mse_range(sample, lo, hi, bits, symmetric, steps: int = 64):
+    """Shrink the min/max range by factors in [0.2, 1] and keep the one with least quantization MSE."""
+    best = (np.inf, lo, hi)
+    for alpha in np.linspace(0.2, 1.0, steps):
+        err = fake_quant_error(sample, alpha * lo, alpha * hi, bits, symmetric)
+        if err < best[0]:
+            best = (err, alpha * lo, alpha * hi)
+    return best[1], best[2]
+
+
+def choose_qparams(lo: float, hi: float, bits: int, symmetric: bool) -> tuple[float, int]:
+    """``(scale, zero_point)`` for a range containing 0; scale is rounded to float32.
+
+    symmetric: ``scale = max(|lo|, |hi|) / (2^(k-1) - 1)``, zp = 0;
+    asymmetric: ``scale = (hi - lo) / (2^k - 1)``, ``zp = qmin - rint(lo / scale)`` clamped to the range.
+    A constant-zero tensor gets scale 2**-20 (any positive scale represents it exactly)."""
+    qmin, qmax = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if symmetric:
+        scale = max(abs(lo), abs(hi)) / qmax
+        zp = 0
+    else:
+        scale = (hi - lo) / (qmax - qmin)
+        zp = 0 if scale == 0 else int(np.clip(qmin - np.rint(lo / scale), qmin, qmax))
+    scale = float(np.float32(scale))
+    if not scale > 0:
+        scale, zp = 2.0**-20, 0
+    return scale, zp
