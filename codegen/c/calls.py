@@ -1,0 +1,76 @@
+"""How an IR node becomes C kernel calls.
+
+``codegen/c/ops/<op>.py`` defines ``calls(model, node) -> list[KernelCall]``. A call names its kernel
+template (the op), the C element types that specialise it, and its ordered arguments. The same
+argument list renders the kernel's parameter list (in the template), the call in ``model.c`` and
+the ctypes call of :mod:`codegen.c.kernel_lib`, so the order is defined once.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+
+from quantize.errors import UnsupportedOpError
+
+C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
+SUFFIX = {"int8": "s8", "int16": "s16", "int32": "s32"}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One kernel argument: ``kind`` is "in"/"out" (a tensor), "const" (a weight array) or "int"."""
+
+    name: str
+    kind: str
+    value: object
+    dtype: str = "int32"
+
+    def c_param(self) -> str:
+        ctype = C_TYPES[self.dtype]
+        if self.kind == "in" or self.kind == "const":
+            return f"const {ctype} *restrict {self.name}" if self.kind == "in" else f"const {ctype} *{self.name}"
+        if self.kind == "out":
+            return f"{ctype} *restrict {self.name}"
+        return f"int32_t {self.name}"
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    op: str                      # template name: templates/<family>/<op>.c.j2
+    dtypes: tuple[str, ...]      # element types that specialise the kernel
+    args: tuple[Arg, ...]
+
+    @property
+    def function(self) -> str:
+        return "intonly_" + self.op + "_" + "_".join(SUFFIX[d] for d in self.dtypes)
+
+    @property
+    def signature_key(self) -> tuple:
+        return (self.op, self.dtypes, tuple((a.name, a.kind, a.dtype) for a in self.args))
+
+
+def tensor(name: str, kind: str, model, tname: str) -> Arg:
+    return Arg(name, kind, tname, model.tensors[tname].dtype)
+
+
+def const(name: str, model, cname: str) -> Arg:
+    return Arg(name, "const", cname, str(model.constants[cname].dtype))
+
+
+def ints(**values) -> list[Arg]:
+    return [Arg(k, "int", int(v)) for k, v in values.items()]
+
+
+def node_calls(model, node) -> list[KernelCall]:
+    try:
+        module = importlib.import_module(f"codegen.c.ops.{node.op}")
+    except ModuleNotFoundError:
+        raise UnsupportedOpError([(node.name, f"op {node.op!r} has no C kernel")]) from None
+    return module.calls(model, node)
+
+
+def c_identifier(name: str, prefix: str) -> str:
+    """A safe C identifier for any tensor/layer name: non [A-Za-z0-9_] characters become '_'."""
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name)

@@ -1,0 +1,132 @@
+"""Emit a whole-model C99 project from an IntModel.
+
+Files: ``model.h`` (API), ``model.c`` (straight-line kernel calls over a static arena), ``kernels.[ch]``
+(one specialised function per kernel signature used), ``intonly_runtime.h`` (requant for the chosen
+rounding mode), ``weights.[ch]`` (const arrays), ``main.c`` (reads input vectors, writes outputs), ``Makefile``.
+Templates are looked up in ``templates/<family>/`` first, then ``templates/generic/``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from quantize.errors import UnsupportedOpError
+from quantize.ir import IntModel
+
+from .calls import C_TYPES, KernelCall, c_identifier, node_calls
+from .planner import ArenaPlan, plan_arena
+from .toolchain import HOST_CFLAGS
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+@dataclass
+class CProject:
+    directory: Path
+    input_tensor: str
+    output_tensor: str
+    plan: ArenaPlan
+    functions: list[str]
+
+
+def environment(family: str) -> jinja2.Environment:
+    dirs = [TEMPLATES / family, TEMPLATES / "generic"] if family != "generic" else [TEMPLATES / "generic"]
+    return jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True)
+
+
+def c_int(value: int) -> str:
+    return "(-2147483647 - 1)" if value == -(2**31) else str(int(value))
+
+
+def render_kernels(env: jinja2.Environment, calls: list[KernelCall]) -> list[dict]:
+    """One rendered function per distinct kernel signature, in first-use order."""
+    kernels: dict[tuple, dict] = {}
+    for call in calls:
+        if call.signature_key in kernels:
+            continue
+        params = ", ".join(a.c_param() for a in call.args)
+        source = env.get_template(f"{call.op}.c.j2").render(fn=call.function, params=params,
+                                                            t=[C_TYPES[d] for d in call.dtypes])
+        kernels[call.signature_key] = {"fn": call.function, "params": params, "source": source}
+    return list(kernels.values())
+
+
+def boundary_tensors(model: IntModel) -> tuple[str, str]:
+    quant = [n.outputs[0] for n in model.nodes if n.op == "quantize"]
+    deq = [n.inputs[0] for n in model.nodes if n.op == "dequantize"]
+    if len(quant) != 1 or len(deq) != 1:
+        raise UnsupportedOpError([(model.name, f"C code generation needs one input and one output, model has "
+                                               f"{len(quant)} and {len(deq)}")])
+    return quant[0], deq[0]
+
+
+def format_values(arr: np.ndarray, per_line: int = 16) -> str:
+    flat = [c_int(v) for v in arr.ravel().tolist()]
+    return ",\n".join("    " + ", ".join(flat[i:i + per_line]) for i in range(0, len(flat), per_line))
+
+
+def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", rounding: str | None = None,
+           cflags: str = HOST_CFLAGS) -> CProject:
+    """Write the C project for ``model`` into ``out_dir``; ``rounding`` overrides the model's mode."""
+    model.validate()
+    out_dir = Path(out_dir)
+    env = environment(family)
+    in_t, out_t = boundary_tensors(model)
+    steps_nodes = model.integer_nodes()
+    per_node = [(node, node_calls(model, node)) for node in steps_nodes]
+
+    sizes, lifetimes = {}, {}
+    for i, (node, _) in enumerate(per_node):
+        t = model.tensors[node.outputs[0]]
+        sizes[t.name] = math.prod(t.shape) * np.dtype(t.dtype).itemsize
+        lifetimes[t.name] = (i, len(per_node) if t.name == out_t else i)
+        for src in node.inputs:
+            if src in lifetimes:
+                lifetimes[src] = (lifetimes[src][0], max(lifetimes[src][1], i))
+    plan = plan_arena(sizes, lifetimes)
+
+    const_ids: dict[str, str] = {}
+    for i, name in enumerate(model.constants):
+        const_ids[name] = c_identifier(name, f"k{i}_")
+
+    def expr(arg) -> str:
+        if arg.kind in ("in", "out"):
+            if arg.value == in_t:
+                return "input"
+            qual = "const " if arg.kind == "in" else ""
+            return f"({qual}{C_TYPES[arg.dtype]} *)(ARENA + {plan.offsets[arg.value]})"
+        if arg.kind == "const":
+            return const_ids[arg.value]
+        return c_int(arg.value)
+
+    steps = [{"fn": call.function, "args": ", ".join(expr(a) for a in call.args),
+              "comment": f"{node.name}: {node.op}".replace("*/", "* /")}
+             for node, calls in per_node for call in calls]
+    all_calls = [call for _, calls in per_node for call in calls]
+    kernels = render_kernels(env, all_calls)
+
+    def port(name):
+        t = model.tensors[name]
+        return {"count": math.prod(t.shape), "ctype": C_TYPES[t.dtype], "shape": "x".join(map(str, t.shape)),
+                "scale": f"{t.scale:.9g}", "zp": t.zero_point}
+
+    constants = [{"ident": const_ids[n], "name": n.replace("*/", "* /"), "ctype": C_TYPES[str(a.dtype)],
+                  "size": max(a.size, 1), "shape": list(a.shape), "data": format_values(a) if a.size else "0"}
+                 for n, a in model.constants.items()]
+    ctx = {"model_name": c_identifier(model.name, ""), "rounding": rounding or model.rounding, "family": family,
+           "kernels": kernels, "constants": constants, "steps": steps, "arena_bytes": plan.arena_bytes,
+           "input": port(in_t), "output": port(out_t), "cflags": cflags,
+           "output_expr": "input" if out_t == in_t else f"ARENA + {plan.offsets[out_t]}"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {"intonly_runtime.h": "runtime.h.j2", "kernels.h": "kernels.h.j2", "kernels.c": "kernels.c.j2",
+             "weights.h": "weights.h.j2", "weights.c": "weights.c.j2", "model.h": "model.h.j2",
+             "model.c": "model.c.j2", "main.c": "main.c.j2", "Makefile": "Makefile.j2"}
+    for filename, template in files.items():
+        (out_dir / filename).write_text(env.get_template(template).render(**ctx))
+    return CProject(out_dir, in_t, out_t, plan, [k["fn"] for k in kernels])

@@ -1,0 +1,1 @@
+"""One module per IR op: ``calls(model, node) -> list[KernelCall]`` (see :mod:`codegen.c.calls`)."""

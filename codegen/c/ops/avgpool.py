@@ -1,0 +1,12 @@
+from ..calls import KernelCall, ints, tensor
+
+
+def calls(model, node):
+    a = node.attrs
+    x, y = model.tensors[node.inputs[0]], model.tensors[node.outputs[0]]
+    args = [tensor("x", "in", model, x.name), *ints(h=x.shape[0], w=x.shape[1], c=x.shape[2]),
+            *ints(kh=a["kernel"][0], kw=a["kernel"][1], sh=a["stride"][0], sw=a["stride"][1], pt=a["padding"][0],
+                  pl=a["padding"][1], include_pad=a["count_include_pad"], pad_value=a["pad_value"],
+                  act_min=a["act_min"], act_max=a["act_max"]),
+            tensor("y", "out", model, y.name), *ints(oh=y.shape[0], ow=y.shape[1])]
+    return [KernelCall("avgpool", (x.dtype,), tuple(args))]
