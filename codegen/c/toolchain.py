@@ -24,7 +24,7 @@ def find_compiler(name: str = "gcc") -> str:
 
 def build_host(project: str | Path, cflags: str = HOST_CFLAGS) -> Path:
     """Compile ``project`` (an emitted C project) into ``project/model``; gcc's diagnostics on failure."""
-    project = Path(project)
+    project = Path(project).resolve()
     sources = ["main.c", "model.c", "kernels.c", "weights.c"]
     exe = project / "model"
     cmd = [find_compiler(), *cflags.split(), "-o", str(exe), *sources]
@@ -36,7 +36,7 @@ def build_host(project: str | Path, cflags: str = HOST_CFLAGS) -> Path:
 
 def run_host(exe: str | Path, inputs: np.ndarray, out_dtype: str, out_shape: tuple, timeout: float = 600) -> np.ndarray:
     """Run a built model on ``inputs`` (batch first, the C input type); returns outputs (batch first)."""
-    exe = Path(exe)
+    exe = Path(exe).resolve()
     in_file, out_file = exe.parent / "input.bin", exe.parent / "output.bin"
     np.ascontiguousarray(inputs).tofile(in_file)
     proc = subprocess.run([str(exe), str(in_file), str(out_file)], capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,83 @@
+"""The one-call Python API. It orchestrates quantize, hwsim and codegen and owns no numerics."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from codegen.c.emit import CProject, emit_c
+from codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
+from hwsim.executor import SimResult, simulate
+from quantize.capture import capture, run_recording
+from quantize.config import QuantConfig
+from quantize.ir import IntModel
+from quantize.lower import quantize as _quantize
+
+__all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c", "build_and_run", "LayerCompare"]
+
+
+def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
+    """Post-training quantize a PyTorch ``nn.Module`` (see :func:`quantize.lower.quantize`)."""
+    return _quantize(model, calib_data, config, name)
+
+
+@dataclass
+class LayerCompare:
+    """FP32 vs integer value of one IR tensor over a batch. ``sqnr_db`` = 10·log10(Σf² / Σ(f−d)²) where d is the
+    dequantized integer tensor; ``max_abs_lsb``/``mean_abs_lsb`` = |f − d| in units of the tensor's scale."""
+
+    node: str
+    op: str
+    tensor: str
+    source: str
+    bits: int
+    sqnr_db: float
+    max_abs_lsb: float
+    mean_abs_lsb: float
+
+    def as_dict(self):
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
+
+
+def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[LayerCompare]:
+    """Per layer, the float model's value against hwsim's integer value for the same input batch ``x``."""
+    floats: dict[str, list[np.ndarray]] = {}
+    run_recording(capture(model), x, lambda name, t: floats.setdefault(name, []).append(t.numpy()))
+    sim = simulate(int_model, x, rounding=rounding, keep_values=True)
+    rows = []
+    for node in int_model.integer_nodes():
+        info = int_model.tensors[node.outputs[0]]
+        if not info.source or info.source not in floats:
+            continue
+        f = np.concatenate(floats[info.source]).astype(np.float64)
+        q = sim.values[info.name].astype(np.float64)
+        if info.layout == "HWC":
+            q = q.transpose(0, 3, 1, 2)
+        d = (q - info.zero_point) * np.float64(np.float32(info.scale))
+        err = f - d
+        noise = float(np.sum(err * err))
+        sqnr = math.inf if noise == 0 else 10 * math.log10(max(float(np.sum(f * f)), 1e-300) / noise)
+        lsb = np.abs(err) / np.float64(np.float32(info.scale))
+        rows.append(LayerCompare(node.name, node.op, info.name, info.source, info.bits, sqnr, float(lsb.max()),
+                                 float(lsb.mean())))
+    return rows
+
+
+def build_and_run(int_model: IntModel, out_dir, int_inputs: np.ndarray, rounding: str | None = None,
+                  cflags: str = HOST_CFLAGS) -> tuple[CProject, np.ndarray]:
+    """Emit the C project into ``out_dir``, build it with host gcc, run it on the integer inputs."""
+    project = emit_c(int_model, out_dir, rounding=rounding, cflags=cflags)
+    exe = build_host(Path(out_dir), cflags)
+    out_info = int_model.tensors[project.output_tensor]
+    return project, run_host(exe, int_inputs, out_info.dtype, out_info.shape)
+
+
+def accuracy(logits: np.ndarray, labels) -> float | None:
+    return None if labels is None else float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+
+
+def sim_accuracy(result: SimResult, labels) -> float | None:
+    return accuracy(result.outputs[0], labels)
