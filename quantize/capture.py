@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import operator
+import re
 
 import numpy as np
 import torch
@@ -35,9 +36,9 @@ ACTIVATIONS = ("relu", "relu6", "hardtanh")
 
 
 def _where(node: fx.Node) -> str:
-    trace = node.meta.get("stack_trace") or ""
-    lines = [ln.strip() for ln in trace.strip().splitlines() if ln.strip().startswith("File ")]
-    return f" ({lines[-1]})" if lines else ""
+    frames = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
+              if "/torch/" not in f[0]]
+    return f" at {frames[-1][0]}:{frames[-1][1]}" if frames else ""
 
 
 def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
@@ -67,8 +68,10 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
 def capture(model: nn.Module) -> fx.GraphModule:
     """Trace ``model`` (a copy, in eval mode) with torch.fx and fold Conv2d+BatchNorm2d / Linear+BatchNorm1d."""
     model = copy.deepcopy(model).eval()
+    tracer = fx.Tracer()
+    tracer.record_stack_traces = True  # so unsupported ops can be reported with their source line
     try:
-        gm = fx.symbolic_trace(model)
+        gm = fx.GraphModule(model, tracer.trace(model), type(model).__name__)
     except Exception as exc:  # torch.fx raises many types for data-dependent control flow
         raise CaptureError(f"torch.fx cannot capture {type(model).__name__} as a static graph: "
                            f"{type(exc).__name__}: {exc}") from None
