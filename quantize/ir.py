@@ -172,10 +172,17 @@ class IntModel:
                 if bound > 2**31 - 1:
                     raise ModelFileError(f"{at}: int32 accumulator can overflow (|acc| <= {bound} > 2^31-1)")
             if node.op == "add":
-                for t, zp in zip(node.inputs, node.attrs["input_zps"]):
+                a = node.attrs
+                scaled = 0
+                for t, zp, b, c in zip(node.inputs, a["input_zps"], a["multipliers"], a["shifts"]):
                     lo, hi = self.tensors[t].qrange()
-                    if max(abs(lo - zp), abs(hi - zp)) << node.attrs["left_shift"] > 2**31 - 1:
+                    shifted = max(abs(lo - zp), abs(hi - zp)) << a["left_shift"]
+                    if shifted > 2**31 - 1:
                         raise ModelFileError(f"{at}: input {t!r} shifted by left_shift overflows int32")
+                    scaled += ((shifted * b) >> c) + 1
+                if scaled > 2**31 - 1:
+                    raise ModelFileError(f"{at}: the sum of the rescaled inputs can overflow int32 "
+                                         f"(|s_a| + |s_b| <= {scaled}); input multipliers must be smaller")
             if "act_min" in node.attrs:
                 lo, hi = out.qrange() if out.dtype in ACT_DTYPES else DTYPE_RANGE[out.dtype]
                 if not (lo <= node.attrs["act_min"] <= node.attrs["act_max"] <= hi):

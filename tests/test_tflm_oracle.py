@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-pytest.importorskip("tflite_micro", reason="the tflite-micro wheel (test extra) is not installed")
+if os.environ.get("CI", "").lower() != "true":  # in CI a missing wheel is an import error, not a skip
+    pytest.importorskip("tflite_micro", reason="the tflite-micro wheel is not installed: pip install -e '.[test]'")
 
 import tflm_builders as tflm  # noqa: E402
 from codegen import emit_c  # noqa: E402
@@ -297,7 +298,7 @@ def run_c_node(case: Case) -> np.ndarray:
     return run_node_c(case.model, node, case.inputs)
 
 
-def describe_mismatch(case: Case, name: str, got: np.ndarray, want: np.ndarray) -> str:
+def describe_mismatch(name: str, got: np.ndarray, want: np.ndarray) -> str:
     if got.shape != want.shape:
         return f"{name}: shape {got.shape} != TFLM {want.shape}"
     diff = np.argwhere(got != want)
@@ -308,7 +309,7 @@ def describe_mismatch(case: Case, name: str, got: np.ndarray, want: np.ndarray) 
 
 @pytest.mark.parametrize("block", range(GRAPHS_PER_OP // BLOCK))
 @pytest.mark.parametrize("op", OPS)
-def test_single_op_matches_tflm(op, block, tmp_path):
+def test_single_op_matches_tflm(op, block, tmp_path, gcc):
     op_id = OPS.index(op)
     seeds = range(block * BLOCK, (block + 1) * BLOCK)
     cases = [MAKERS[op](np.random.default_rng([op_id, seed]), seed) for seed in seeds]
@@ -330,7 +331,7 @@ def test_single_op_matches_tflm(op, block, tmp_path):
     for case in cases:
         want = case.results["tflm"]
         assert want.dtype == np.int8 and want.shape == (len(case.inputs[0]), *case.model.tensors["y"].shape)
-        problems = [describe_mismatch(case, name, got, want) for name, got in case.results.items()
+        problems = [describe_mismatch(name, got, want) for name, got in case.results.items()
                     if name != "tflm" and not np.array_equal(got, want)]
         if problems:
             failures.append(f"{op} {case.params}\n    " + "\n    ".join(problems))
@@ -403,8 +404,8 @@ def test_oracle_detects_mutations(op, mutation):
 
 
 def test_oracle_is_not_vacuous():
-    """The comparison can fail: a one-step change of an output zero point changes TFLM's answer,
-    and the graphs exercise clamping and the full output range (not a constant output)."""
+    """TFLM reads the parameters we write (a one-step change of the output zero point changes its
+    answer) and its output is not near-constant, so agreeing with it is not trivial."""
     case = make_conv2d(np.random.default_rng([0, 1]), 1)
     samples = [[x[i] for x in case.inputs] for i in range(len(case.inputs[0]))]
     base = tflm.run_tflm(case.tflite, samples)

@@ -3,6 +3,7 @@
 For each input i: ``s_i = R((x_i - zp_i) * 2**left_shift; b_i, c_i)`` (the shift is exact: the validator
 proves it fits int32); ``y = clamp(R(s_a + s_b; b_out, c_out) + output_zp, act_min, act_max)``.
 All three requants use the model's rounding mode; in ``double`` mode this is TFLM's ADD bit for bit.
+The validator proves |s_a| + |s_b| < 2**31 (TFLM's input multipliers are below 1/2), so the int32 sum cannot wrap.
 """
 
 import numpy as np
