@@ -85,11 +85,17 @@ class _Lowering:
 
     @staticmethod
     def clamp_bounds(info: TensorInfo, bounds: tuple[float, float]) -> tuple[int, int]:
-        """Integer clamp realising a float activation range on ``info``'s grid, within its bit range."""
+        """Integer clamp realising a float activation range on ``info``'s grid, within its bit range.
+        As TFLM's CalculateActivationRangeQuantized: ``zp + round_half_away(float32(v) / float32(scale))``."""
         qmin, qmax = info.qrange()
+
+        def on_grid(v: float) -> int:
+            ratio = float(np.float32(v) / np.float32(info.scale))
+            return info.zero_point + int(math.copysign(math.floor(abs(ratio) + 0.5), ratio))
+
         lo, hi = bounds
-        act_min = qmin if lo == -math.inf else max(qmin, min(qmax, info.zero_point + int(np.rint(lo / info.scale))))
-        act_max = qmax if hi == math.inf else min(qmax, max(qmin, info.zero_point + int(np.rint(hi / info.scale))))
+        act_min = qmin if lo == -math.inf else max(qmin, min(qmax, on_grid(lo)))
+        act_max = qmax if hi == math.inf else min(qmax, max(qmin, on_grid(hi)))
         return act_min, act_max
 
     def add_constant(self, name: str, arr: np.ndarray) -> str:
