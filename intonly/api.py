@@ -10,7 +10,7 @@ import numpy as np
 
 from codegen.c.emit import CProject, emit_c
 from codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
-from hwsim.executor import SimResult, simulate
+from hwsim.executor import simulate
 from quantize.capture import capture, run_recording
 from quantize.config import QuantConfig
 from quantize.ir import IntModel
@@ -66,18 +66,16 @@ def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[
     return rows
 
 
-def build_and_run(int_model: IntModel, out_dir, int_inputs: np.ndarray, rounding: str | None = None,
-                  cflags: str = HOST_CFLAGS) -> tuple[CProject, np.ndarray]:
-    """Emit the C project into ``out_dir``, build it with host gcc, run it on the integer inputs."""
+def build_and_run(int_model: IntModel, out_dir, int_inputs, rounding: str | None = None,
+                  cflags: str = HOST_CFLAGS) -> tuple[CProject, list[np.ndarray]]:
+    """Emit the C project into ``out_dir``, build it with host gcc and run it on the integer inputs
+    (one batch-first array per model input, e.g. ``simulate(...).int_inputs``); returns one array per output."""
     project = emit_c(int_model, out_dir, rounding=rounding, cflags=cflags)
     exe = build_host(Path(out_dir), cflags)
-    out_info = int_model.tensors[project.output_tensor]
-    return project, run_host(exe, int_inputs, out_info.dtype, out_info.shape)
+    ports = [(int_model.tensors[t].dtype, int_model.tensors[t].shape) for t in project.output_tensors]
+    inputs = list(int_inputs) if isinstance(int_inputs, (list, tuple)) else [int_inputs]
+    return project, run_host(exe, inputs, ports)
 
 
 def accuracy(logits: np.ndarray, labels) -> float | None:
     return None if labels is None else float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
-
-
-def sim_accuracy(result: SimResult, labels) -> float | None:
-    return accuracy(result.outputs[0], labels)

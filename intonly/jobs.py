@@ -99,9 +99,9 @@ def run_job(args, console: Console) -> dict:
             steps["simulate_s"] = time.perf_counter() - t0
         with console.status("generating, compiling and running C on the host"):
             t0 = time.perf_counter()
-            _, c_out = api.build_and_run(int_model, stage / "c", sim.int_inputs[0])
+            _, c_outs = api.build_and_run(int_model, stage / "c", sim.int_inputs)
             steps["c_host_s"] = time.perf_counter() - t0
-        mismatches = int(np.count_nonzero(c_out != sim.int_outputs[0]))
+        mismatches = sum(int(np.count_nonzero(c != s)) for c, s in zip(c_outs, sim.int_outputs))
         with console.status("per-layer FP32 vs INT comparison"):
             layers = api.compare(model, int_model, x[:256])
         summary = {

@@ -34,7 +34,7 @@ def test_digits_int_accuracy_and_host_c_bit_exact(digits_data, mode, tmp_path, g
     int_acc = float((sim.outputs[0].argmax(1) == y_te).mean())
     assert fp_acc > 0.97
     assert abs(fp_acc - int_acc) <= 0.010, (fp_acc, int_acc)
-    _, c_out = build_and_run(int_model, tmp_path, sim.int_inputs[0])
+    _, (c_out,) = build_and_run(int_model, tmp_path, sim.int_inputs)
     assert c_out.shape == sim.int_outputs[0].shape == (len(x_te), 10)
     np.testing.assert_array_equal(c_out, sim.int_outputs[0])
 
@@ -135,7 +135,7 @@ def test_all_ops_model_is_accurate_and_bit_exact_in_c(all_ops, cfg, tmp_path, gc
         ref = model(torch.from_numpy(test)).numpy()
     min_db = {7: 15, 8: 20, 12: 40, 16: 30}[cfg.act_bits]
     assert sqnr(ref, sim.outputs[0]) > min_db
-    _, c_out = build_and_run(int_model, tmp_path, sim.int_inputs[0])
+    _, (c_out,) = build_and_run(int_model, tmp_path, sim.int_inputs)
     np.testing.assert_array_equal(c_out, sim.int_outputs[0])
 
 

@@ -285,17 +285,11 @@ MAKERS = {"conv2d": make_conv2d, "depthwise_conv2d": make_depthwise_conv2d,
 # ---- running the three implementations -------------------------------------------------------------
 
 def run_c_model(case: Case, directory) -> np.ndarray:
-    """Whole-model C project: emit, compile, run on the integer input batch."""
+    """Whole-model C project: emit, compile, run on the integer input batch(es)."""
     proj = emit_c(case.model, directory, cflags=CFLAGS)
     exe = build_host(proj.directory, cflags=CFLAGS)
-    return run_host(exe, case.inputs[0], "int8", case.model.tensors[proj.output_tensor].shape)
-
-
-def run_c_node(case: Case) -> np.ndarray:
-    """Two-input graphs: the op node's generated C kernel through ctypes (emit_c takes one graph input)."""
-    from codegen.c.kernel_lib import run_node_c
-    (node,) = case.model.integer_nodes()
-    return run_node_c(case.model, node, case.inputs)
+    (out,) = run_host(exe, case.inputs, [("int8", case.model.tensors[proj.output_tensors[0]].shape)])
+    return out
 
 
 def describe_mismatch(name: str, got: np.ndarray, want: np.ndarray) -> str:
@@ -318,14 +312,10 @@ def test_single_op_matches_tflm(op, block, tmp_path, gcc):
         case.results["tflm"] = tflm.run_tflm(case.tflite, samples)
         case.results["hwsim"] = simulate(case.model, case.inputs, quantized=True).int_outputs[0]
         case.results["hwsim_ref"] = simulate(case.model, case.inputs, quantized=True, fast=False).int_outputs[0]
-    if op == "add":
-        for case in cases:
-            case.results["c"] = run_c_node(case)
-    else:
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            outs = pool.map(lambda ic: run_c_model(ic[1], tmp_path / f"g{ic[0]}"), enumerate(cases))
-            for case, out in zip(cases, outs):
-                case.results["c"] = out
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        outs = pool.map(lambda ic: run_c_model(ic[1], tmp_path / f"g{ic[0]}"), enumerate(cases))
+        for case, out in zip(cases, outs):
+            case.results["c"] = out
 
     failures = []
     for case in cases:

@@ -28,8 +28,8 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 @dataclass
 class CProject:
     directory: Path
-    input_tensor: str
-    output_tensor: str
+    input_tensors: list[str]
+    output_tensors: list[str]
     plan: ArenaPlan
     functions: list[str]
 
@@ -57,13 +57,10 @@ def render_kernels(env: jinja2.Environment, calls: list[KernelCall]) -> list[dic
     return list(kernels.values())
 
 
-def boundary_tensors(model: IntModel) -> tuple[str, str]:
-    quant = [n.outputs[0] for n in model.nodes if n.op == "quantize"]
-    deq = [n.inputs[0] for n in model.nodes if n.op == "dequantize"]
-    if len(quant) != 1 or len(deq) != 1:
-        raise UnsupportedOpError([(model.name, f"C code generation needs one input and one output, model has "
-                                               f"{len(quant)} and {len(deq)}")])
-    return quant[0], deq[0]
+def boundary_tensors(model: IntModel) -> tuple[list[str], list[str]]:
+    """The integer tensors the C program takes (quantize outputs) and returns (dequantize inputs)."""
+    return ([n.outputs[0] for n in model.nodes if n.op == "quantize"],
+            [n.inputs[0] for n in model.nodes if n.op == "dequantize"])
 
 
 def format_values(arr: np.ndarray, per_line: int = 16) -> str:
@@ -77,7 +74,10 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
     model.validate()
     out_dir = Path(out_dir)
     env = environment(family)
-    in_t, out_t = boundary_tensors(model)
+    in_ts, out_ts = boundary_tensors(model)
+    if not in_ts or not out_ts:
+        raise UnsupportedOpError([(model.name, "C code generation needs at least one quantize input and one "
+                                               "dequantize output")])
     steps_nodes = model.integer_nodes()
     per_node = [(node, node_calls(model, node)) for node in steps_nodes]
 
@@ -85,7 +85,7 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
     for i, (node, _) in enumerate(per_node):
         t = model.tensors[node.outputs[0]]
         sizes[t.name] = math.prod(t.shape) * np.dtype(t.dtype).itemsize
-        lifetimes[t.name] = (i, len(per_node) if t.name == out_t else i)
+        lifetimes[t.name] = (i, len(per_node) if t.name in out_ts else i)
         for src in node.inputs:
             if src in lifetimes:
                 lifetimes[src] = (lifetimes[src][0], max(lifetimes[src][1], i))
@@ -97,8 +97,8 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
 
     def expr(arg) -> str:
         if arg.kind in ("in", "out"):
-            if arg.value == in_t:
-                return "input"
+            if arg.value in in_ts:
+                return f"input{in_ts.index(arg.value)}"
             qual = "const " if arg.kind == "in" else ""
             return f"({qual}{C_TYPES[arg.dtype]} *)(ARENA + {plan.offsets[arg.value]})"
         if arg.kind == "const":
@@ -111,22 +111,23 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
     all_calls = [call for _, calls in per_node for call in calls]
     kernels = render_kernels(env, all_calls)
 
-    def port(name):
+    def port(i, name):
         t = model.tensors[name]
-        return {"count": math.prod(t.shape), "ctype": C_TYPES[t.dtype], "shape": "x".join(map(str, t.shape)),
-                "scale": f"{t.scale:.9g}", "zp": t.zero_point}
+        return {"index": i, "name": name.replace("*/", "* /"), "count": math.prod(t.shape), "ctype": C_TYPES[t.dtype],
+                "shape": "x".join(map(str, t.shape)), "scale": f"{t.scale:.9g}", "zp": t.zero_point,
+                "expr": f"input{in_ts.index(name)}" if name in in_ts else f"ARENA + {plan.offsets[name]}"}
 
     constants = [{"ident": const_ids[n], "name": n.replace("*/", "* /"), "ctype": C_TYPES[str(a.dtype)],
                   "size": max(a.size, 1), "shape": list(a.shape), "data": format_values(a) if a.size else "0"}
                  for n, a in model.constants.items()]
     ctx = {"model_name": c_identifier(model.name, ""), "rounding": rounding or model.rounding, "family": family,
            "kernels": kernels, "constants": constants, "steps": steps, "arena_bytes": plan.arena_bytes,
-           "input": port(in_t), "output": port(out_t), "cflags": cflags,
-           "output_expr": "input" if out_t == in_t else f"ARENA + {plan.offsets[out_t]}"}
+           "inputs": [port(i, t) for i, t in enumerate(in_ts)], "outputs": [port(i, t) for i, t in enumerate(out_ts)],
+           "cflags": cflags}
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {"intonly_runtime.h": "runtime.h.j2", "kernels.h": "kernels.h.j2", "kernels.c": "kernels.c.j2",
              "weights.h": "weights.h.j2", "weights.c": "weights.c.j2", "model.h": "model.h.j2",
              "model.c": "model.c.j2", "main.c": "main.c.j2", "Makefile": "Makefile.j2"}
     for filename, template in files.items():
         (out_dir / filename).write_text(env.get_template(template).render(**ctx))
-    return CProject(out_dir, in_t, out_t, plan, [k["fn"] for k in kernels])
+    return CProject(out_dir, in_ts, out_ts, plan, [k["fn"] for k in kernels])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import subprocess
@@ -34,13 +33,26 @@ def build_host(project: str | Path, cflags: str = HOST_CFLAGS) -> Path:
     return exe
 
 
-def run_host(exe: str | Path, inputs: np.ndarray, out_dtype: str, out_shape: tuple, timeout: float = 600) -> np.ndarray:
-    """Run a built model on ``inputs`` (batch first, the C input type); returns outputs (batch first)."""
+def sample_dtype(ports: list[tuple[str, tuple]]) -> np.dtype:
+    """One sample's record in the driver's binary files: the ports' elements back to back, in order."""
+    return np.dtype([(f"p{i}", dtype, tuple(shape)) for i, (dtype, shape) in enumerate(ports)])
+
+
+def run_host(exe: str | Path, inputs: list[np.ndarray], outputs: list[tuple[str, tuple]],
+             timeout: float = 600) -> list[np.ndarray]:
+    """Run a built model on integer ``inputs`` (one batch-first array per model input, in order);
+    ``outputs`` lists each model output's (dtype, per-sample shape). Returns one array per output."""
     exe = Path(exe).resolve()
     in_file, out_file = exe.parent / "input.bin", exe.parent / "output.bin"
-    np.ascontiguousarray(inputs).tofile(in_file)
+    batch = len(inputs[0])
+    records = np.empty(batch, dtype=sample_dtype([(a.dtype, a.shape[1:]) for a in inputs]))
+    for i, arr in enumerate(inputs):
+        records[f"p{i}"] = arr
+    records.tofile(in_file)
     proc = subprocess.run([str(exe), str(in_file), str(out_file)], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise ToolchainError(f"{exe} exited with {proc.returncode}: {proc.stderr.strip()}")
-    out = np.fromfile(out_file, dtype=out_dtype)
-    return out.reshape((len(inputs),) + tuple(out_shape)) if math.prod(out_shape) else out
+    result = np.fromfile(out_file, dtype=sample_dtype(outputs))
+    if len(result) != batch:
+        raise ToolchainError(f"{exe} wrote {len(result)} output samples for {batch} inputs")
+    return [np.ascontiguousarray(result[f"p{i}"]) for i in range(len(outputs))]
