@@ -75,3 +75,13 @@ def div_round_away(total, count):
     if total > 0:
         return (total + half) // count
     return -((-total + half) // count)
+
+
+@njit(inline="always", cache=True)
+def saturate(y, lo, hi):
+    """``(clamp(y, lo, hi), 1 if y lay outside [lo, hi] else 0)``: the clamp and its trace event."""
+    if y < lo:
+        return lo, 1
+    if y > hi:
+        return hi, 1
+    return y, 0

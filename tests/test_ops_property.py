@@ -130,7 +130,7 @@ def test_dense(mode, case):
 
 def test_dense_takes_float64_gemm_when_float32_is_not_provably_exact():
     """int16 activations make sum|w|*max|x| exceed 2^24: the fast path must switch to float64 and stay exact."""
-    from hwsim.ops._requant_epilogue import exact_gemm_dtype
+    from hwsim.ops._weighted import exact_gemm_dtype
 
     rng = np.random.default_rng(7)
     x = TensorInfo("x", "int16", (512,), 1.0, 0, 16)

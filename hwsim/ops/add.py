@@ -9,7 +9,7 @@ The validator proves |s_a| + |s_b| < 2**31 (TFLM's input multipliers are below 1
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import requant
+from ..numerics import requant, saturate
 
 
 def _add(xa, xb, zpa, zpb, left, ma, ca, mb, cb, mo, co, out_zp, lo, hi, mode, out):
@@ -19,12 +19,8 @@ def _add(xa, xb, zpa, zpb, left, ma, ca, mb, cb, mo, co, out_zp, lo, hi, mode, o
         sa = requant((np.int64(fa[i]) - zpa) << left, ma, ca, mode)
         sb = requant((np.int64(fb[i]) - zpb) << left, mb, cb, mode)
         y = requant(sa + sb, mo, co, mode) + out_zp
-        if y < lo:
-            y = lo
-            counts[i] = 1
-        elif y > hi:
-            y = hi
-            counts[i] = 1
+        y, event = saturate(y, lo, hi)
+        counts[i] = event
         fo[i] = y
     return counts.sum()
 

@@ -9,7 +9,7 @@ from zero, exactly TFLM's AVERAGE_POOL_2D division. |total| <= kh*kw*2**15 fits 
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import div_round_away
+from ..numerics import div_round_away, saturate
 
 
 def _avgpool(x, kh, kw, sh, sw, pt, pl, include_pad, pad_value, lo, hi, out):
@@ -36,12 +36,8 @@ def _avgpool(x, kh, kw, sh, sw, pt, pl, include_pad, pad_value, lo, hi, out):
                             total += x[n, iy, ix, c]
                             count += 1
                 y = div_round_away(total, count)
-                if y < lo:
-                    y = lo
-                    events += 1
-                elif y > hi:
-                    y = hi
-                    events += 1
+                y, event = saturate(y, lo, hi)
+                events += event
                 out[n, oy, ox, c] = y
         counts[row] = events
     return counts.sum()

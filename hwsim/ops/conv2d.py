@@ -9,8 +9,8 @@ The model validator proves |acc| < 2**31, so int32 accumulation never overflows.
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import requant
-from ._requant_epilogue import exact_gemm_dtype, requant_rows
+from ..numerics import requant, saturate
+from ._weighted import exact_gemm_dtype, requant_rows, weighted_params
 
 
 def _conv_direct(x, w, bias, mult, shift, sh, sw, pt, pl, dh, dw, groups, in_zp, out_zp, lo, hi, mode, out):
@@ -38,12 +38,8 @@ def _conv_direct(x, w, bias, mult, shift, sh, sw, pt, pl, dh, dw, groups, in_zp,
                         for i in range(icg):
                             acc += np.int64(w[oc, ky, kx, i]) * (np.int64(x[n, iy, ix, base + i]) - in_zp)
                 y = requant(acc, mult[oc], shift[oc], mode) + out_zp
-                if y < lo:
-                    y = lo
-                    events += 1
-                elif y > hi:
-                    y = hi
-                    events += 1
+                y, event = saturate(y, lo, hi)
+                events += event
                 out[n, oy, ox, oc] = y
         counts[row] = events
     return counts.sum()
@@ -102,15 +98,12 @@ def conv_gemm(x, w, bias, mult, shift, a, mode, out, max_abs_x):
 def run(model, node, inputs, ctx):
     (x,) = inputs
     a = node.attrs
-    w, bias = model.param(node, "weight"), model.param(node, "bias").astype(np.int64)
-    mult, shift = model.param(node, "multiplier").astype(np.int64), model.param(node, "shift").astype(np.int64)
+    w, bias, mult, shift, max_abs_x = weighted_params(model, node)
     out_info = model.tensors[node.outputs[0]]
     out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
     depthwise = a["groups"] > 1 and w.shape[3] == 1
     if ctx.fast and not depthwise:
-        lo, hi = model.tensors[node.inputs[0]].qrange()
-        events = conv_gemm(x, w, bias, mult, shift, a, ctx.mode, out,
-                           max(abs(lo - a["input_zp"]), abs(hi - a["input_zp"])))
+        events = conv_gemm(x, w, bias, mult, shift, a, ctx.mode, out, max_abs_x)
     else:
         kernel = conv_direct_parallel if ctx.fast else conv_reference
         events = kernel(x, w, bias, mult, shift, *a["stride"], *a["padding"][:2], *a["dilation"], a["groups"],

@@ -4,8 +4,8 @@
 import numpy as np
 from numba import njit
 
-from ..numerics import requant
-from ._requant_epilogue import exact_gemm_dtype, requant_rows
+from ..numerics import requant, saturate
+from ._weighted import exact_gemm_dtype, requant_rows, weighted_params
 
 
 @njit(cache=True)
@@ -19,12 +19,8 @@ def dense_reference(x, w, bias, mult, shift, in_zp, out_zp, lo, hi, mode, out):
             for k in range(k_total):
                 acc += np.int64(w[n, k]) * (np.int64(x[b, k]) - in_zp)
             y = requant(acc, mult[n], shift[n], mode) + out_zp
-            if y < lo:
-                y = lo
-                events += 1
-            elif y > hi:
-                y = hi
-                events += 1
+            y, event = saturate(y, lo, hi)
+            events += event
             out[b, n] = y
     return events
 
@@ -32,13 +28,11 @@ def dense_reference(x, w, bias, mult, shift, in_zp, out_zp, lo, hi, mode, out):
 def run(model, node, inputs, ctx):
     (x,) = inputs
     a = node.attrs
-    w, bias = model.param(node, "weight"), model.param(node, "bias").astype(np.int64)
-    mult, shift = model.param(node, "multiplier").astype(np.int64), model.param(node, "shift").astype(np.int64)
+    w, bias, mult, shift, max_abs_x = weighted_params(model, node)
     out_info = model.tensors[node.outputs[0]]
     out = np.empty((x.shape[0], w.shape[0]), dtype=out_info.dtype)
     if ctx.fast:
-        lo, hi = model.tensors[node.inputs[0]].qrange()
-        ftype = exact_gemm_dtype(w, max(abs(lo - a["input_zp"]), abs(hi - a["input_zp"])))
+        ftype = exact_gemm_dtype(w, max_abs_x)
         acc_f = (x.astype(ftype) - ftype(a["input_zp"])) @ w.astype(ftype).T
         events = requant_rows(acc_f, bias, mult, shift, a["output_zp"], a["act_min"], a["act_max"], ctx.mode, out)
     else:

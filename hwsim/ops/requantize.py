@@ -4,7 +4,7 @@ Used where a tensor must change scale (e.g. concat inputs brought to the output'
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import requant
+from ..numerics import requant, saturate
 
 
 def _requantize(x, in_zp, mult, shift, out_zp, lo, hi, mode, out):
@@ -12,12 +12,8 @@ def _requantize(x, in_zp, mult, shift, out_zp, lo, hi, mode, out):
     counts = np.zeros(fx.size, dtype=np.int64)
     for i in prange(fx.size):
         y = requant(np.int64(fx[i]) - in_zp, mult, shift, mode) + out_zp
-        if y < lo:
-            y = lo
-            counts[i] = 1
-        elif y > hi:
-            y = hi
-            counts[i] = 1
+        y, event = saturate(y, lo, hi)
+        counts[i] = event
         fo[i] = y
     return counts.sum()
 

@@ -1,9 +1,9 @@
-"""Shared epilogue of conv2d/dense fast paths: exact float GEMM result -> requant -> clamp."""
+"""What conv2d and dense share: their integer parameters, and the fast path's exact-GEMM epilogue."""
 
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import requant
+from ..numerics import requant, saturate
 
 
 @njit(parallel=True, cache=True)
@@ -20,12 +20,8 @@ def requant_rows(acc_f, bias, mult, shift, out_zp, lo, hi, mode, out):
         for n in range(cols):
             acc = np.int64(acc_f[m, n]) + bias[n]
             y = requant(acc, mult[n], shift[n], mode) + out_zp
-            if y < lo:
-                y = lo
-                events += 1
-            elif y > hi:
-                y = hi
-                events += 1
+            y, event = saturate(y, lo, hi)
+            events += event
             out[m, n] = y
         counts[m] = events
     return counts.sum()
@@ -44,3 +40,12 @@ def exact_gemm_dtype(weight_2d: np.ndarray, max_abs_x: int):
     if bound < 2**53:
         return np.float64
     raise OverflowError("GEMM bound exceeds 2**53")
+
+
+def weighted_params(model, node):
+    """``(weight, bias, multiplier, shift, max|x - input_zp|)`` of a conv2d/dense node, integers widened to int64."""
+    lo, hi = model.tensors[node.inputs[0]].qrange()
+    zp = node.attrs["input_zp"]
+    return (model.param(node, "weight"), *(model.param(node, r).astype(np.int64) for r in ("bias", "multiplier",
+                                                                                           "shift")),
+            max(abs(lo - zp), abs(hi - zp)))
