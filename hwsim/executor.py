@@ -6,6 +6,8 @@ import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the controller scans)
+from threadpoolctl import ThreadpoolController
 
 from quantize.errors import ConfigError
 from quantize.ir import IntModel, Node
@@ -43,6 +45,9 @@ class SimResult:
     values: dict[str, np.ndarray] = field(default_factory=dict)  # every tensor, if keep_values
 
 
+_THREADPOOLS = ThreadpoolController()  # built once: it scans the loaded BLAS libraries
+
+
 def _kernel(op: str):
     return importlib.import_module(f"hwsim.ops.{op}").run
 
@@ -72,11 +77,13 @@ def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True,
         values.update(zip(model.inputs, (np.asarray(a) for a in xs)))
     batch = len(xs[0])
     trace = []
-    for node in nodes:
-        record = LayerTrace(node.name, node.op, node.outputs[0], macs=model.node_macs(node) * batch)
-        ctx = OpContext(ROUNDING_IDS[mode_name], fast, record)
-        values[node.outputs[0]] = _kernel(node.op)(model, node, [values[t] for t in node.inputs], ctx)
-        trace.append(record)
+    # BLAS stays single-threaded: the fast GEMM paths run one block per Numba thread instead of nesting pools.
+    with _THREADPOOLS.limit(limits=1, user_api="blas"):
+        for node in nodes:
+            record = LayerTrace(node.name, node.op, node.outputs[0], macs=model.node_macs(node) * batch)
+            ctx = OpContext(ROUNDING_IDS[mode_name], fast, record)
+            values[node.outputs[0]] = _kernel(node.op)(model, node, [values[t] for t in node.inputs], ctx)
+            trace.append(record)
     quant_outs = [n.outputs[0] for n in model.nodes if n.op == "quantize"]
     deq_ins = [n.inputs[0] for n in model.nodes if n.op == "dequantize"]
     return SimResult(outputs=[values[t] for t in model.outputs], int_inputs=[values[t] for t in quant_outs],
