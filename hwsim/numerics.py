@@ -79,9 +79,5 @@ def div_round_away(total, count):
 
 @njit(inline="always", cache=True)
 def saturate(y, lo, hi):
-    """``(clamp(y, lo, hi), 1 if y lay outside [lo, hi] else 0)``: the clamp and its trace event."""
-    if y < lo:
-        return lo, 1
-    if y > hi:
-        return hi, 1
-    return y, 0
+    """``(clamp(y, lo, hi), 1 if y lay outside [lo, hi] else 0)``: the clamp and its trace event (branch-free)."""
+    return min(max(y, lo), hi), np.int64((y < lo) | (y > hi))

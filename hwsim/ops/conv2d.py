@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..numerics import requant, saturate
-from ._weighted import epilogue_constants, gemm_fast_path, requant_acc, weighted_params
+from ._weighted import epilogue_constants, gemm_fast_path, requant_block, weighted_params
 
 
 @njit(cache=True)
@@ -52,6 +52,7 @@ def depthwise_rows(x, wt, bias, mult, shift, sh, sw, pt, pl, dh, dw, dm, in_zp, 
     n_batch, height, width, _ = x.shape
     kh, kw, oc_total = wt.shape
     _, oh, ow, _ = out.shape
+    out2 = out.reshape(n_batch * oh * ow, oc_total)
     counts = np.zeros(n_batch * oh, dtype=np.int64)
     zp = np.int32(in_zp)
     for row in prange(n_batch * oh):
@@ -73,14 +74,7 @@ def depthwise_rows(x, wt, bias, mult, shift, sh, sw, pt, pl, dh, dw, dm, in_zp, 
                     else:
                         for c in range(oc_total):
                             acc[ox, c] += wt[ky, kx, c] * (np.int32(x[n, iy, ix, c // dm]) - zp)
-        events = 0
-        for ox in range(ow):
-            for c in range(oc_total):
-                y, event = saturate(requant_acc(acc[ox, c], c, bias, mult, shift, out_zp, mode, rnd, shr, off), lo,
-                                    hi)
-                events += event
-                out[n, oy, ox, c] = y
-        counts[row] = events
+        counts[row] = requant_block(acc, bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out2, row * ow, 0)
     return counts.sum()
 
 
