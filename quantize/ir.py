@@ -45,6 +45,16 @@ def accumulator_bound(model: "IntModel", node: "Node") -> int:
     return int(per_channel.max(initial=0))
 
 
+def matmul_bound(model: "IntModel", node: "Node") -> int:
+    """Largest |acc| of a matmul: ``K * max|a - zp_a| * max|b - zp_b|`` over the operands' bit ranges."""
+    k = model.tensors[node.inputs[0]].shape[-1]
+    spans = []
+    for t, zp in zip(node.inputs, node.attrs["input_zps"]):
+        lo, hi = model.tensors[t].qrange()
+        spans.append(max(abs(lo - zp), abs(hi - zp)))
+    return k * spans[0] * spans[1]
+
+
 def storage_dtype(bits: int) -> str:
     """Smallest signed storage type for a ``bits``-bit integer tensor."""
     return "int8" if bits <= 8 else "int16" if bits <= 16 else "int32"
@@ -169,6 +179,10 @@ class IntModel:
                 if mult.size and mult.min() < 0:
                     raise ModelFileError(f"{at}: negative multiplier")
                 bound = accumulator_bound(self, node)
+                if bound > 2**31 - 1:
+                    raise ModelFileError(f"{at}: int32 accumulator can overflow (|acc| <= {bound} > 2^31-1)")
+            if node.op == "matmul":
+                bound = matmul_bound(self, node)
                 if bound > 2**31 - 1:
                     raise ModelFileError(f"{at}: int32 accumulator can overflow (|acc| <= {bound} > 2^31-1)")
             if node.op == "add":

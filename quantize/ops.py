@@ -35,6 +35,8 @@ OPS: dict[str, OpSchema] = {
     "conv2d": OpSchema(1, {"stride": "ints", "padding": "ints", "dilation": "ints", "groups": "int", **_REQUANT},
                        _WEIGHTED),
     "dense": OpSchema(1, dict(_REQUANT), _WEIGHTED),
+    "matmul": OpSchema(2, {"input_zps": "ints", "transpose_b": "int", "multiplier": "int", "shift": "int",
+                           "output_zp": "int", **_CLAMP}),
     "add": OpSchema(2, {"input_zps": "ints", "left_shift": "int", "multipliers": "ints", "shifts": "ints",
                         "output_zp": "int", **_CLAMP}),
     "requantize": OpSchema(1, {"multiplier": "int", "shift": "int", **_REQUANT}),
@@ -75,6 +77,14 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
         if wk != k:
             raise ValueError(f"weight {params['weight']} does not fit input of {k} features")
         out = (n,)
+    elif op == "matmul":
+        a, b = (tuple(s) for s in in_shapes)
+        if len(a) < 2 or len(a) != len(b) or a[:-2] != b[:-2]:
+            raise ValueError(f"matmul operands {a} and {b} need equal rank >= 2 and equal leading dimensions")
+        k_b, n = (b[-1], b[-2]) if attrs["transpose_b"] else (b[-2], b[-1])
+        if a[-1] != k_b:
+            raise ValueError(f"matmul inner dimensions differ: {a} x {b} (transpose_b={attrs['transpose_b']})")
+        out = a[:-1] + (n,)
     elif op in ("add",):
         a, b = in_shapes
         if tuple(a) != tuple(b):

@@ -1,13 +1,15 @@
 """The requant rounding modes and the dyadic multiplier against independent big-integer references."""
 
 import math
+import subprocess
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hwsim.numerics import div_round_away, requant, rounding_id
+from hwsim.numerics import div_round_away, isqrt, requant, rounding_id
 from quantize.dyadic import quantize_multiplier
 from quantize.errors import QuantizationError
 
@@ -103,3 +105,45 @@ def test_quantize_multiplier_edges():
         quantize_multiplier(2.0**31)
     with pytest.raises(QuantizationError, match="not a finite non-negative number"):
         quantize_multiplier(float("nan"), "layer1")
+
+
+ISQRT_EDGES = [0, 1, 2, 3, 4, 15, 16, 17, 2**31 - 1, 2**32, 2**62, 2**63 - 1, (2**31 - 1) ** 2, (2**31 - 1) ** 2 - 1,
+               (3037000499) ** 2, 3037000499**2 - 1]
+
+
+@pytest.fixture(scope="module")
+def c_isqrt(tmp_path_factory, gcc):
+    """The C runtime's intonly_isqrt, compiled into a filter: one decimal value per line in, its root out."""
+    from codegen.c.emit import environment
+
+    work = tmp_path_factory.mktemp("isqrt")
+    (work / "intonly_runtime.h").write_text(environment("generic").get_template("runtime.h.j2").render(rounding="double"))
+    (work / "main.c").write_text('#include <stdio.h>\n#include "intonly_runtime.h"\n'
+                                 'int main(void) { long long v; while (scanf("%lld", &v) == 1) '
+                                 'printf("%lld\\n", (long long)intonly_isqrt(v)); return 0; }\n')
+    subprocess.run([gcc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(work / "isqrt"),
+                    str(work / "main.c")], check=True)
+    return lambda values: [int(line) for line in subprocess.run(
+        [str(work / "isqrt")], input="\n".join(map(str, values)), capture_output=True, text=True,
+        check=True).stdout.split()]
+
+
+def test_isqrt_is_exact_everywhere_hwsim_and_c(c_isqrt):
+    rng = np.random.default_rng(5)
+    values = ISQRT_EDGES + list(range(0, 5000)) + [int(v) for v in rng.integers(0, 2**63 - 1, size=3000)]
+    squares = [int(r) ** 2 + d for r in rng.integers(1, 3037000499, size=1000) for d in (-1, 0, 1)]
+    values += [v for v in squares if 0 <= v < 2**63]
+    expected = [math.isqrt(v) for v in values]
+    assert [int(isqrt(v)) for v in values] == expected
+    assert c_isqrt(values) == expected
+
+
+def test_ivit_fixed_iteration_sqrt_is_wrong_for_small_v():
+    """I-ViT runs exactly 10 Newton steps from 2**16: for small V it has not converged (research b.4)."""
+    def ivit(v):
+        k = 2**16
+        for _ in range(10):
+            k = (k + v // k) // 2
+        return k
+    wrong = [v for v in range(1, 2000) if ivit(v) != math.isqrt(v)]
+    assert wrong and wrong[0] == 1 and all(isqrt(v) == math.isqrt(v) for v in wrong)

@@ -17,6 +17,7 @@ from hwsim import simulate
 from quantize.ir import TensorInfo, accumulator_bound
 
 from conftest import random_ints, single_op_model
+from test_numerics import reference
 
 MODES = ["half_up", "double", "half_even"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
@@ -259,4 +260,36 @@ def test_data_movement(op, data):
         expected = inputs[0].reshape(2, -1)
     y = TensorInfo("y", x.dtype, tuple(out_shape), x.scale, x.zero_point, x.bits)
     out = check(single_op_model(op, infos, y, attrs), inputs if len(inputs) > 1 else inputs[0], "half_up")
+    np.testing.assert_array_equal(out, expected)
+
+
+@st.composite
+def matmul_case(draw):
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    lead = tuple(draw(st.lists(st.integers(1, 3), min_size=0, max_size=2)))
+    m, k, n = draw(st.integers(1, 9)), draw(st.integers(1, 40)), draw(st.integers(1, 9))
+    transpose_b = draw(st.integers(0, 1))
+    a = act_info(draw, "a", lead + (m, k), bits=draw(st.sampled_from([8, 8, 4, 12])))
+    b = act_info(draw, "b", lead + ((n, k) if transpose_b else (k, n)), bits=8)
+    y = act_info(draw, "y", lead + (m, n), bits=draw(st.sampled_from([8, 16])))
+    spans = [max(abs(q - t.zero_point) for q in t.qrange()) for t in (a, b)]
+    mult, shift = multiplier(draw, rng, k * spans[0] * spans[1] / 8)
+    lo, hi = y.qrange()
+    attrs = {"input_zps": [a.zero_point, b.zero_point], "transpose_b": transpose_b, "multiplier": mult,
+             "shift": shift, "output_zp": y.zero_point, "act_min": lo, "act_max": hi}
+    batch = draw(st.integers(1, 3))
+    return [a, b], y, attrs, [inputs_for(draw, rng, a, batch), inputs_for(draw, rng, b, batch)]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@SETTINGS
+@given(case=matmul_case())
+def test_matmul(mode, case):
+    ins, y, attrs, inputs = case
+    model = single_op_model("matmul", ins, y, attrs, None, mode)
+    out = check(model, inputs, mode)
+    a, b = (x.astype(np.int64) - t.zero_point for x, t in zip(inputs, ins))
+    acc = a @ (np.swapaxes(b, -1, -2) if attrs["transpose_b"] else b)
+    rounded = np.vectorize(lambda v: reference(mode, int(v), attrs["multiplier"], attrs["shift"]), otypes=[object])
+    expected = np.clip(rounded(acc) + attrs["output_zp"], attrs["act_min"], attrs["act_max"]).astype(out.dtype)
     np.testing.assert_array_equal(out, expected)
