@@ -18,7 +18,9 @@ from .numerics import ROUNDING_IDS
 @dataclass
 class LayerTrace:
     """What one node executed for the whole batch: multiply-accumulates, requantizations, integer
-    divisions, and clamp events (outputs whose value before the clamp lay outside [act_min, act_max])."""
+    divisions, clamp events (outputs whose value before the clamp lay outside [act_min, act_max]) and
+    overflow events (an intermediate outside the width quantize/bounds.py proved for it: always 0 for a
+    validated model; the kernels count it so a test can show the proof holds on real data)."""
 
     node: str
     op: str
@@ -27,6 +29,7 @@ class LayerTrace:
     requants: int = 0
     divides: int = 0
     clamp_events: int = 0
+    overflows: int = 0
 
 
 @dataclass
@@ -34,6 +37,7 @@ class OpContext:
     mode: int
     fast: bool
     trace: LayerTrace
+    batch: int = 1
 
 
 @dataclass
@@ -81,7 +85,7 @@ def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True,
     with _THREADPOOLS.limit(limits=1, user_api="blas"):
         for node in nodes:
             record = LayerTrace(node.name, node.op, node.outputs[0], macs=model.node_macs(node) * batch)
-            ctx = OpContext(ROUNDING_IDS[mode_name], fast, record)
+            ctx = OpContext(ROUNDING_IDS[mode_name], fast, record, batch)
             values[node.outputs[0]] = _kernel(node.op)(model, node, [values[t] for t in node.inputs], ctx)
             trace.append(record)
     quant_outs = [n.outputs[0] for n in model.nodes if n.op == "quantize"]

@@ -26,33 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .bounds import node_bounds
 from .errors import ModelFileError
 from .ops import ACT_DTYPES, OPS, ROUNDING_MODES, check_attrs, infer_shape
 
 FORMAT_VERSION = 1
 DTYPE_RANGE = {"int8": (-128, 127), "int16": (-32768, 32767), "int32": (-2**31, 2**31 - 1)}
 NUMPY_DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
-
-
-def accumulator_bound(model: "IntModel", node: "Node") -> int:
-    """Largest |acc| a conv2d/dense node can reach: ``max_oc (sum |w[oc]| * max|x - zp| + |bias[oc]|)``
-    over every input value its input tensor's bit width allows. Below 2**31 proves int32 cannot overflow."""
-    lo, hi = model.tensors[node.inputs[0]].qrange()
-    zp = node.attrs["input_zp"]
-    w = model.param(node, "weight").astype(np.int64)
-    per_channel = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1) * max(abs(lo - zp), abs(hi - zp))
-    per_channel += np.abs(model.param(node, "bias").astype(np.int64))
-    return int(per_channel.max(initial=0))
-
-
-def matmul_bound(model: "IntModel", node: "Node") -> int:
-    """Largest |acc| of a matmul: ``K * max|a - zp_a| * max|b - zp_b|`` over the operands' bit ranges."""
-    k = model.tensors[node.inputs[0]].shape[-1]
-    spans = []
-    for t, zp in zip(node.inputs, node.attrs["input_zps"]):
-        lo, hi = model.tensors[t].qrange()
-        spans.append(max(abs(lo - zp), abs(hi - zp)))
-    return k * spans[0] * spans[1]
 
 
 def storage_dtype(bits: int) -> str:
@@ -67,6 +47,8 @@ class TensorInfo:
     ``scale``/``zero_point`` give ``real = scale * (q - zero_point)`` (metadata only);
     ``bits`` is the quantized width, stored in ``dtype``. ``source`` names the float-graph
     value this tensor approximates (used by ``compare``); ``layout`` is "HWC", "CHW" or "".
+    ``encoding`` is "linear" (the affine map above) or "log2" (codes ``c`` meaning ``2^-c``, the
+    all-ones-past-the-top code meaning exactly 0: log2_softmax's output).
     """
 
     name: str
@@ -77,6 +59,7 @@ class TensorInfo:
     bits: int = 8
     source: str = ""
     layout: str = ""
+    encoding: str = "linear"
 
     def qrange(self) -> tuple[int, int]:
         return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
@@ -167,36 +150,18 @@ class IntModel:
                 raise ModelFileError(f"{at}: output {node.outputs[0]!r} has no tensor entry")
             if tuple(out.shape) != out_shape:
                 raise ModelFileError(f"{at}: output {out.name!r} shape {out.shape} != inferred {out_shape}")
-            if schema.params:
-                oc = shapes["weight"][0]
+            if "multiplier" in schema.params:
+                channels = shapes["weight"][0]
                 for role in ("bias", "multiplier", "shift"):
-                    if shapes[role] != (oc,):
-                        raise ModelFileError(f"{at}: {role} shape {shapes[role]} != ({oc},)")
-                shift = self.param(node, "shift")
-                if shift.size and (shift.min() < 1 or shift.max() > 62):
-                    raise ModelFileError(f"{at}: shift outside 1..62")
-                mult = self.param(node, "multiplier")
-                if mult.size and mult.min() < 0:
-                    raise ModelFileError(f"{at}: negative multiplier")
-                bound = accumulator_bound(self, node)
-                if bound > 2**31 - 1:
-                    raise ModelFileError(f"{at}: int32 accumulator can overflow (|acc| <= {bound} > 2^31-1)")
-            if node.op == "matmul":
-                bound = matmul_bound(self, node)
-                if bound > 2**31 - 1:
-                    raise ModelFileError(f"{at}: int32 accumulator can overflow (|acc| <= {bound} > 2^31-1)")
-            if node.op == "add":
-                a = node.attrs
-                scaled = 0
-                for t, zp, b, c in zip(node.inputs, a["input_zps"], a["multipliers"], a["shifts"]):
-                    lo, hi = self.tensors[t].qrange()
-                    shifted = max(abs(lo - zp), abs(hi - zp)) << a["left_shift"]
-                    if shifted > 2**31 - 1:
-                        raise ModelFileError(f"{at}: input {t!r} shifted by left_shift overflows int32")
-                    scaled += ((shifted * b) >> c) + 1
-                if scaled > 2**31 - 1:
-                    raise ModelFileError(f"{at}: the sum of the rescaled inputs can overflow int32 "
-                                         f"(|s_a| + |s_b| <= {scaled}); input multipliers must be smaller")
+                    if shapes[role] != (channels,):
+                        raise ModelFileError(f"{at}: {role} shape {shapes[role]} != ({channels},)")
+                self._check_requant(at, self.param(node, "multiplier"), self.param(node, "shift"))
+            if "multiplier" in node.attrs:
+                self._check_requant(at, np.array([node.attrs["multiplier"]]), np.array([node.attrs["shift"]]))
+            for bound in node_bounds(self, node):
+                if not bound.holds:
+                    raise ModelFileError(f"{at}: {bound.what} can overflow (|value| <= {bound.value} > "
+                                         f"{bound.limit})")
             if "act_min" in node.attrs:
                 lo, hi = out.qrange() if out.dtype in ACT_DTYPES else DTYPE_RANGE[out.dtype]
                 if not (lo <= node.attrs["act_min"] <= node.attrs["act_max"] <= hi):
@@ -206,6 +171,16 @@ class IntModel:
         for t in self.outputs:
             if t not in defined:
                 raise ModelFileError(f"{where}: graph output {t!r} is never produced")
+
+    @staticmethod
+    def _check_requant(at: str, mult: np.ndarray, shift: np.ndarray) -> None:
+        if shift.size and (shift.min() < 1 or shift.max() > 62):
+            raise ModelFileError(f"{at}: shift outside 1..62")
+        if mult.size and (mult.min() < 0 or mult.max() > 2**31 - 1):
+            raise ModelFileError(f"{at}: multiplier outside 0..2^31-1")
+
+    def producer(self, tensor: str) -> Node | None:
+        return next((n for n in self.nodes if tensor in n.outputs), None)
 
     # ---- file format ---------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

@@ -22,7 +22,8 @@ from .capture import ACTIVATIONS, capture, check_supported, op_kind, run_recordi
 from .config import QuantConfig
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from .errors import QuantizationError, UnsupportedOpError
-from .ir import IntModel, Node, TensorInfo, accumulator_bound, storage_dtype
+from .bounds import weighted_bound
+from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .observers import Observer, choose_qparams
 
 HWC_FROM_CHW = [1, 2, 0]
@@ -143,7 +144,7 @@ class _Lowering:
         params = {role: self.add_constant(f"{path}.{role}", arr) for role, arr in
                   (("weight", qw), ("bias", qb.astype(np.int32)), ("multiplier", mult), ("shift", shift))}
         ir_node = self.emit(path, op, [x.name], out.name, attrs, params)
-        bound = accumulator_bound(self.model, ir_node)
+        bound = weighted_bound(self.model, ir_node)
         if bound > 2**31 - 1:
             raise QuantizationError(f"{path}: the int32 accumulator can overflow (|acc| <= {bound}); "
                                     f"lower weight_bits/act_bits")

@@ -27,6 +27,8 @@ class OpSchema:
 _CLAMP = {"act_min": "int", "act_max": "int"}
 _REQUANT = {"input_zp": "int", "output_zp": "int", **_CLAMP}
 _WEIGHTED = {"weight": ("int8", "int16"), "bias": ("int32",), "multiplier": ("int32",), "shift": ("int32",)}
+_REQUANT1 = {"multiplier": "int", "shift": "int", "output_zp": "int", **_CLAMP}  # one per-tensor requant
+_IEXP = {"x0": "int", "n": "int", "b_int": "int", "c_int": "int"}  # I-BERT i-exp constants
 _WINDOW = {"kernel": "ints", "stride": "ints", "padding": "ints"}
 
 OPS: dict[str, OpSchema] = {
@@ -46,7 +48,23 @@ OPS: dict[str, OpSchema] = {
     "reshape": OpSchema(1, {"shape": "ints"}),
     "transpose": OpSchema(1, {"perm": "ints"}),
     "clamp": OpSchema(1, dict(_CLAMP)),
+    # ---- transformer ops (docs/transformer-ops.md states each one's exact integer definition) ----
+    "constant": OpSchema(0, {}, {"value": ("int8", "int16", "int32")}),
+    "slice": OpSchema(1, {"axis": "int", "start": "int", "stop": "int"}),
+    "embedding": OpSchema(1, {}, {"weight": ("int8", "int16")}),
+    "mask_keys": OpSchema(2, {}),
+    "mean_pool": OpSchema(2, {"input_zp": "int", "output_zp": "int"}),
+    "shiftmax": OpSchema(1, {"x0": "int", "n": "int", "masked": "int"}),
+    "iexp_softmax": OpSchema(1, {**_IEXP, "masked": "int"}),
+    "log2_softmax": OpSchema(1, {**_IEXP, "masked": "int", "code_bits": "int"}),
+    "shift_matmul": OpSchema(2, {"input_zp": "int", "code_bits": "int", "multiplier": "int", "shift": "int",
+                                 "output_zp": "int", **_CLAMP}),
+    "shiftgelu": OpSchema(1, {"x0": "int", "n": "int", "sig_bits": "int", **_REQUANT1}),
+    "igelu": OpSchema(1, {"b_int": "int", "c_int": "int", "erf_shift": "int", "one_int": "int", **_REQUANT1}),
+    "layernorm": OpSchema(1, {"norm_shift": "int", "output_zp": "int", **_CLAMP},
+                          {"weight": ("int16",), "bias": ("int32",), "multiplier": ("int32",), "shift": ("int32",)}),
 }
+SOFTMAX_OPS = ("shiftmax", "iexp_softmax")  # linear probabilities, scale 2^-(bits-1), row sum < 2^(bits-1)
 
 
 def _window_out(size: int, k: int, s: int, p0: int, p1: int, d: int = 1) -> int:
@@ -55,13 +73,45 @@ def _window_out(size: int, k: int, s: int, p0: int, p1: int, d: int = 1) -> int:
 
 def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> tuple:
     """Output shape of ``op`` for the given input shapes; raises ValueError on inconsistency."""
-    if op in ("quantize", "dequantize", "transpose"):
+    if op == "constant":
+        out = tuple(params["value"])
+    elif op == "slice":
+        (shape,) = in_shapes
+        axis, start, stop = attrs["axis"], attrs["start"], attrs["stop"]
+        if not (0 <= axis < len(shape) and 0 <= start < stop <= shape[axis]):
+            raise ValueError(f"slice axis={axis} [{start}:{stop}] does not fit shape {tuple(shape)}")
+        out = tuple(stop - start if i == axis else d for i, d in enumerate(shape))
+    elif op == "embedding":
+        (ids,) = in_shapes
+        out = tuple(ids) + (params["weight"][1],)
+    elif op == "mask_keys":
+        scores, mask = (tuple(s) for s in in_shapes)
+        if len(mask) != 1 or scores[-1] != mask[0]:
+            raise ValueError(f"mask {mask} does not match the key axis of scores {scores}")
+        out = scores
+    elif op == "mean_pool":
+        x, mask = (tuple(s) for s in in_shapes)
+        if len(x) < 2 or mask != (x[-2],):
+            raise ValueError(f"mean_pool mask {mask} does not match the token axis of {x}")
+        out = x[:-2] + x[-1:]
+    elif op in ("shiftmax", "iexp_softmax", "log2_softmax", "shiftgelu", "igelu"):
+        out = tuple(in_shapes[0])
+    elif op == "layernorm":
+        out = tuple(in_shapes[0])
+        if params["weight"] != (out[-1],):
+            raise ValueError(f"layernorm weight {params['weight']} does not fit {out[-1]} channels")
+    elif op == "shift_matmul":
+        a, b = (tuple(s) for s in in_shapes)
+        if len(a) < 2 or len(a) != len(b) or a[:-2] != b[:-2] or a[-1] != b[-2]:
+            raise ValueError(f"shift_matmul operands {a} and {b} do not chain")
+        out = a[:-1] + b[-1:]
+    elif op in ("quantize", "dequantize", "transpose"):
         (shape,) = in_shapes
         perm = attrs["perm"] or list(range(len(shape)))
         if sorted(perm) != list(range(len(shape))):
             raise ValueError(f"perm {perm} does not permute a rank-{len(shape)} tensor")
         return tuple(shape[p] for p in perm)
-    if op == "conv2d":
+    elif op == "conv2d":
         (h, w, c), = in_shapes
         oc, kh, kw, icg = params["weight"]
         g = attrs["groups"]
@@ -72,11 +122,11 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
             raise ValueError(f"weight {params['weight']} and groups={g} do not fit {c} input channels")
         out = (_window_out(h, kh, sh, pt, pb, dh), _window_out(w, kw, sw, pl, pr, dw), oc)
     elif op == "dense":
-        (k,), = in_shapes
+        (x,) = in_shapes
         n, wk = params["weight"]
-        if wk != k:
-            raise ValueError(f"weight {params['weight']} does not fit input of {k} features")
-        out = (n,)
+        if wk != x[-1]:
+            raise ValueError(f"weight {params['weight']} does not fit input of {x[-1]} features")
+        out = tuple(x[:-1]) + (n,)
     elif op == "matmul":
         a, b = (tuple(s) for s in in_shapes)
         if len(a) < 2 or len(a) != len(b) or a[:-2] != b[:-2]:

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from codegen.c.kernel_lib import run_node_c
 from hwsim import simulate
-from quantize.ir import TensorInfo, accumulator_bound
+from quantize.bounds import weighted_bound
+from quantize.ir import TensorInfo
 
 from conftest import random_ints, single_op_model
 from test_numerics import reference
@@ -103,7 +104,7 @@ def conv_case(draw):
 def test_conv2d(mode, case):
     x, y, attrs, consts, inputs = case
     model = single_op_model("conv2d", [x], y, attrs, consts, mode)
-    assert accumulator_bound(model, model.nodes[1]) < 2**31
+    assert weighted_bound(model, model.nodes[1]) < 2**31
     check(model, inputs, mode)
 
 

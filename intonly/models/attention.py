@@ -1,0 +1,58 @@
+"""Multi-head self-attention with the interface the integer lowering recognises.
+
+A module whose class sets ``intonly_kind = "attention"`` is captured as one leaf and lowered into integer
+ops (three dense projections, Q·Kᵀ, a softmax family, P·V, the output projection). The lowering reads:
+
+* ``num_heads``, ``head_dim``, ``scale`` (the float multiplier of Q·Kᵀ, usually ``head_dim ** -0.5``);
+* ``qkv_params()`` -> ``[(weight, bias), (weight, bias), (weight, bias)]`` for Q, K, V (float tensors,
+  weight (out, in), bias (out,) or None);
+* ``proj``: the output ``nn.Linear`` inside the module, or None when it lives outside (BERT);
+* ``intermediates(x, mask=None)`` -> dict of float tensors for calibration: ``q``, ``k``, ``v`` (B, H, L, dh),
+  ``scores`` (B, H, L, L, scaled, before masking), ``probs`` (B, H, L, L), ``context`` (B, L, H*dh).
+
+``forward(x, mask=None)`` takes tokens (B, L, D) and an optional key mask (B, L), 1 = attend, 0 = padding.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class MultiHeadAttentionBase(nn.Module):
+    """The attention arithmetic shared by the ViT and BERT modules; subclasses own the parameters."""
+
+    intonly_kind = "attention"
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+
+    def qkv_params(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        raise NotImplementedError
+
+    proj: nn.Module | None = None
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b, n, _ = x.shape
+        heads = []
+        for weight, bias in self.qkv_params():
+            y = nn.functional.linear(x, weight, bias)
+            heads.append(y.reshape(b, n, self.num_heads, self.head_dim).transpose(1, 2))
+        return heads[0], heads[1], heads[2]
+
+    def intermediates(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        q, k, v = self.project(x)
+        scores = (q @ k.transpose(-2, -1)) * self.scale
+        masked = scores if mask is None else scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
+        probs = masked.softmax(dim=-1)
+        context = (probs @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
+        return {"q": q, "k": k, "v": v, "scores": scores, "probs": probs, "context": context}
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        context = self.intermediates(x, mask)["context"]
+        return self.proj(context) if self.proj is not None else context
