@@ -23,15 +23,21 @@ from .errors import CaptureError, UnsupportedOpError
 MODULE_KINDS = {
     nn.Conv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
-    nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity",
+    nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
+    nn.GELU: "gelu",
 }
 FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
     F.relu6: "relu6", torch.flatten: "flatten", torch.cat: "cat", torch.concat: "cat",
-    F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity",
+    F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity", getattr: "shape",
+    operator.getitem: "getitem",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
-                "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape"}
+                "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
+                "expand": "expand"}
+# Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
+# (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
+LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
 ACTIVATIONS = ("relu", "relu6", "hardtanh")
 
 
@@ -45,7 +51,11 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
     """``(kind or None, description)`` of an fx node; ``kind`` None means unsupported."""
     if node.op == "call_module":
         mod = gm.get_submodule(node.target)
+        if getattr(mod, "intonly_kind", None) in LEAF_KINDS:
+            return mod.intonly_kind, f"{type(mod).__module__}.{type(mod).__name__} ({mod.intonly_kind})"
         kind = MODULE_KINDS.get(type(mod))
+        if kind == "gelu" and mod.approximate != "none":
+            return None, f"GELU(approximate={mod.approximate!r}) (only the exact erf GELU)"
         if kind == "conv" and mod.padding_mode != "zeros":
             return None, f"Conv2d with padding_mode={mod.padding_mode!r} (only 'zeros')"
         if kind in ("maxpool", "avgpool") and mod.ceil_mode:
@@ -62,13 +72,22 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
         return FUNCTION_KINDS.get(node.target), f"function {getattr(node.target, '__module__', '')}.{name}"
     if node.op == "call_method":
         return METHOD_KINDS.get(node.target), f"method Tensor.{node.target}"
-    return node.op, node.op  # placeholder, output, get_attr
+    if node.op == "get_attr":
+        return "constant", f"parameter {node.target}"
+    return node.op, node.op  # placeholder, output
+
+
+class LeafTracer(fx.Tracer):
+    """torch.fx tracer that keeps modules with an ``intonly_kind`` whole (besides torch.nn's own modules)."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return getattr(m, "intonly_kind", None) in LEAF_KINDS or super().is_leaf_module(m, qualname)
 
 
 def capture(model: nn.Module) -> fx.GraphModule:
     """Trace ``model`` (a copy, in eval mode) with torch.fx and fold Conv2d+BatchNorm2d / Linear+BatchNorm1d."""
     model = copy.deepcopy(model).eval()
-    tracer = fx.Tracer()
+    tracer = LeafTracer()
     tracer.record_stack_traces = True  # so unsupported ops can be reported with their source line
     try:
         gm = fx.GraphModule(model, tracer.trace(model), type(model).__name__)
@@ -83,9 +102,6 @@ def check_supported(gm: fx.GraphModule) -> None:
     bad: list[tuple[str, str]] = []
     bad_nodes: set[fx.Node] = set()
     for node in gm.graph.nodes:
-        if node.op == "get_attr":
-            bad.append((node.target, "parameter or buffer used directly in forward()"))
-            continue
         if node.op == "call_function" and node.target is operator.getitem and node.args[0] in bad_nodes:
             continue  # indexing into an unsupported op's result: already reported
         kind, desc = op_kind(gm, node)
@@ -98,7 +114,8 @@ def check_supported(gm: fx.GraphModule) -> None:
 
 
 class Recorder(fx.Interpreter):
-    """Runs the fx graph and hands every floating tensor a node produces to ``sink(name, tensor)``."""
+    """Runs the fx graph and hands every floating tensor a node produces to ``sink(name, tensor)``; a leaf
+    module's ``intermediates(*args)`` are handed over as ``"<node>.<key>"``."""
 
     def __init__(self, gm: fx.GraphModule, sink):
         super().__init__(gm)
@@ -108,12 +125,23 @@ class Recorder(fx.Interpreter):
         out = super().run_node(n)
         if isinstance(out, torch.Tensor) and out.is_floating_point():
             self.sink(n.name, out.detach())
+        if n.op == "call_module" and hasattr(self.module.get_submodule(n.target), "intermediates"):
+            args, kwargs = self.fetch_args_kwargs_from_env(n)
+            for key, value in self.module.get_submodule(n.target).intermediates(*args, **kwargs).items():
+                self.sink(f"{n.name}.{key}", value.detach())
         return out
 
 
+def as_inputs(data) -> list[np.ndarray]:
+    """Calibration/evaluation data as a list of float32 arrays, one per graph input (batch first)."""
+    arrays = list(data) if isinstance(data, (list, tuple)) else [data]
+    return [np.asarray(a, dtype=np.float32) for a in arrays]
+
+
 def run_recording(gm: fx.GraphModule, data, sink, batch_size: int = 64) -> None:
-    """Feed ``data`` (array/tensor, batch first) through ``gm`` in batches, recording every float value."""
-    x = torch.as_tensor(np.asarray(data, dtype=np.float32))
+    """Feed ``data`` (one array, or a list with one array per input; batch first) through ``gm`` in batches,
+    recording every float value."""
+    xs = [torch.as_tensor(a) for a in as_inputs(data)]
     with torch.no_grad():
-        for start in range(0, len(x), batch_size):
-            Recorder(gm, sink).run(x[start:start + batch_size])
+        for start in range(0, len(xs[0]), batch_size):
+            Recorder(gm, sink).run(*(x[start:start + batch_size] for x in xs))

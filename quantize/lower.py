@@ -18,13 +18,16 @@ import math
 import numpy as np
 import torch.fx as fx
 
-from .capture import ACTIVATIONS, capture, check_supported, op_kind, run_recording
+from .capture import ACTIVATIONS, as_inputs, capture, check_supported, op_kind, run_recording
 from .config import QuantConfig
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from .errors import QuantizationError, UnsupportedOpError
 from .bounds import weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
+from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
+from .widths import choose_widths
+from .weights import quantize_weight
 
 HWC_FROM_CHW = [1, 2, 0]
 CHW_FROM_HWC = [2, 0, 1]
@@ -34,9 +37,13 @@ def _pair(v) -> list[int]:
     return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
 
 
-class _Lowering:
+class _Lowering(TransformerRules):
     def __init__(self, gm: fx.GraphModule, cfg: QuantConfig, observers: dict, shapes: dict, name: str):
         self.gm, self.cfg, self.obs, self.shapes = gm, cfg, observers, shapes
+        self.bits: dict[str, int] = choose_widths(gm, cfg, observers)
+        self.constants: dict[str, np.ndarray] = {}  # fx name -> per-sample float value of a parameter used as data
+        self.skipped: set[str] = set()  # fx values that are shapes, not tensors
+        self.symmetric_values = {n.args[0].name for n in gm.graph.nodes if op_kind(gm, n)[0] == "gelu"}
         self.model = IntModel(name=name, rounding=cfg.rounding, inputs=[], outputs=[], tensors={}, nodes=[],
                               constants={})
         self.ir_of: dict[str, str] = {}  # fx node name -> IR tensor name
@@ -62,9 +69,20 @@ class _Lowering:
         self.model.nodes.append(node)
         return node
 
-    def qparams_of(self, fx_name: str) -> tuple[float, int]:
-        lo, hi = self.obs[fx_name].range(self.cfg.act_bits, self.cfg.act_symmetric)
-        return choose_qparams(lo, hi, self.cfg.act_bits, self.cfg.act_symmetric)
+    def bits_of(self, fx_name: str) -> int:
+        return self.bits.get(fx_name, self.cfg.act_bits)
+
+    def qparams_of(self, fx_name: str, symmetric: bool = False) -> tuple[float, int]:
+        bits, symmetric = self.bits_of(fx_name), symmetric or self.cfg.act_symmetric
+        lo, hi = self.obs[fx_name].range(bits, symmetric)
+        return choose_qparams(lo, hi, bits, symmetric)
+
+    def value_tensor(self, fx_name: str, shape, layout: str = "", symmetric: bool = False,
+                     tensor_name: str | None = None) -> TensorInfo:
+        """A new IR tensor (named ``fx_name`` unless given) for the float value ``fx_name``, with its calibrated
+        qparams and chosen width."""
+        scale, zp = self.qparams_of(fx_name, symmetric)
+        return self.new_tensor(tensor_name or fx_name, shape, scale, zp, fx_name, layout, self.bits_of(fx_name))
 
     def fused_activation(self, node: fx.Node) -> tuple[fx.Node, tuple[float, float]]:
         """The node whose value the op's output represents (a sole activation user, folded), and its bounds."""
@@ -99,39 +117,53 @@ class _Lowering:
         act_max = qmax if hi == math.inf else min(qmax, max(qmin, on_grid(hi)))
         return act_min, act_max
 
+    def input_qparams(self, name: str) -> tuple[float, int, int]:
+        """``(scale, zp, bits)`` of a graph input: calibrated, or exact (scale 1) for integer-valued inputs such
+        as token ids and attention masks."""
+        obs = self.obs[name]
+        if not obs.integral:
+            return (*self.qparams_of(name), self.bits_of(name))
+        for bits in (8, 16):
+            if -(1 << (bits - 1)) <= obs.lo and obs.hi < 1 << (bits - 1):
+                return 1.0, 0, bits
+        raise UnsupportedOpError([(name, f"integer input with values up to {obs.hi:g} (at most 16-bit ids)")])
+
     def add_constant(self, name: str, arr: np.ndarray) -> str:
         self.model.constants[name] = arr
         return name
 
     # ---- ops -----------------------------------------------------------------------------
     def weighted(self, node: fx.Node, mod, op: str):
-        """conv2d / dense: per-channel int weights, int32 bias, per-channel dyadic requant, fused clamp."""
-        path = str(node.target)
+        """conv2d / dense module: the output represents the node (or its fused activation)."""
         x = self.tensor(node.args[0].name)
+        rep, bounds = self.fused_activation(node)
+        shape = self.shape_of(rep)
+        out = self.value_tensor(rep.name, shape, x.layout if op == "conv2d" else "",
+                                symmetric=rep.name in self.symmetric_values)
+        self.linear_layer(str(node.target), op, mod, x, out, bounds)
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
+    def linear_layer(self, path: str, op: str, mod, x: TensorInfo, out: TensorInfo,
+                     bounds=(-math.inf, math.inf), weight=None, bias=None) -> Node:
+        """conv2d / dense from float ``weight``/``bias`` (default: the module's): per-channel int weights,
+        int32 bias, per-channel dyadic requant into ``out``, fused clamp. Proves the int32 accumulator."""
         if op == "conv2d" and x.layout != "HWC":
             raise UnsupportedOpError([(path, f"Conv2d on a tensor of shape {x.shape} (needs C,H,W)")])
-        if op == "dense" and len(x.shape) != 1:
-            raise UnsupportedOpError([(path, f"Linear on a tensor of shape {x.shape} (needs a flat vector)")])
-        w = mod.weight.detach().double().numpy()
-        bias = mod.bias.detach().double().numpy() if mod.bias is not None else np.zeros(w.shape[0])
-        qmax_w = (1 << (self.cfg.weight_bits - 1)) - 1
-        amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-        s_w = np.where(amax > 0, amax / qmax_w, 1.0).astype(np.float32)
-        s_w_b = s_w.reshape((-1,) + (1,) * (w.ndim - 1)).astype(np.float64)
-        qw = np.clip(np.rint(w / s_w_b), -qmax_w, qmax_w).astype(storage_dtype(self.cfg.weight_bits))
+        if op == "dense" and x.layout == "HWC":
+            raise UnsupportedOpError([(path, f"Linear on an image tensor of shape {x.shape} (flatten it first)")])
+        w = (mod.weight if weight is None else weight).detach().double().numpy()
+        b = mod.bias if bias is None and mod is not None else bias
+        bias = b.detach().double().numpy() if b is not None else np.zeros(w.shape[0])
+        qw, s_w = quantize_weight(w, self.cfg.weight_bits)
         if op == "conv2d":
             qw = np.ascontiguousarray(qw.transpose(0, 2, 3, 1))  # OIHW -> OHWI
-        rep, bounds = self.fused_activation(node)
-        s_out, zp_out = self.qparams_of(rep.name)
-        out = self.new_tensor(rep.name, self.shape_of(rep), s_out, zp_out, rep.name, x.layout if op == "conv2d"
-                              else "")
         s_acc = f64(x.scale) * s_w.astype(np.float64)
         qb = np.rint(bias / s_acc)
         if np.abs(qb).max(initial=0) > 2**31 - 1:
             raise QuantizationError(f"{path}: bias does not fit int32 at scale s_in*s_w")
-        mult, shift = quantize_multipliers(s_acc / f64(s_out), path)
+        mult, shift = quantize_multipliers(s_acc / f64(out.scale), path)
         act_min, act_max = self.clamp_bounds(out, bounds)
-        attrs = {"input_zp": x.zero_point, "output_zp": zp_out, "act_min": act_min, "act_max": act_max}
+        attrs = {"input_zp": x.zero_point, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max}
         if op == "conv2d":
             kh, kw = qw.shape[1:3]
             dil = _pair(mod.dilation)
@@ -148,7 +180,7 @@ class _Lowering:
         if bound > 2**31 - 1:
             raise QuantizationError(f"{path}: the int32 accumulator can overflow (|acc| <= {bound}); "
                                     f"lower weight_bits/act_bits")
-        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+        return ir_node
 
     @staticmethod
     def same_padding(kh, kw, dil):
@@ -164,17 +196,22 @@ class _Lowering:
         a, b = node.args[:2]
         if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
             raise UnsupportedOpError([(node.name, "add needs two tensor operands (no alpha, no scalars)")])
-        ta, tb = self.tensor(a.name), self.tensor(b.name)
         rep, bounds = self.fused_activation(node)
-        s_out, zp_out = self.qparams_of(rep.name)
-        out = self.new_tensor(rep.name, ta.shape, s_out, zp_out, rep.name, ta.layout)
-        left = 20 if self.cfg.act_bits <= 8 else 15
-        mults, shifts = add_multipliers(ta.scale, tb.scale, s_out, left, node.name)
-        act_min, act_max = self.clamp_bounds(out, bounds)
-        self.emit(node.name, "add", [ta.name, tb.name], out.name,
-                  {"input_zps": [ta.zero_point, tb.zero_point], "left_shift": left, "multipliers": mults,
-                   "shifts": shifts, "output_zp": zp_out, "act_min": act_min, "act_max": act_max})
+        bits = self.bits_of(node.name)
+        ta, tb = (self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b)))
+        out = self.value_tensor(rep.name, ta.shape, ta.layout)
+        self.add_tensors(node.name, ta, tb, out, bounds)
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
+    def add_tensors(self, name: str, ta: TensorInfo, tb: TensorInfo, out: TensorInfo,
+                    bounds=(-math.inf, math.inf)) -> None:
+        """TFLM-style integer add of two tensors into ``out`` (left shift 20 up to 8 bits, else 15)."""
+        left = 20 if max(ta.bits, tb.bits, out.bits) <= 8 else 15
+        mults, shifts = add_multipliers(ta.scale, tb.scale, out.scale, left, name)
+        act_min, act_max = self.clamp_bounds(out, bounds)
+        self.emit(name, "add", [ta.name, tb.name], out.name,
+                  {"input_zps": [ta.zero_point, tb.zero_point], "left_shift": left, "multipliers": mults,
+                   "shifts": shifts, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
 
     def pool(self, node: fx.Node, kind: str):
         x = self.tensor(node.args[0].name)
@@ -231,17 +268,17 @@ class _Lowering:
     def cat(self, node: fx.Node):
         tensors = node.args[0]
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
-        first = self.tensor(tensors[0].name)
+        first = next(self.tensor(t.name) for t in tensors if t.name not in self.constants)
         rank = len(first.shape)
         dim = dim % (rank + 1)
         if dim == 0:
             raise UnsupportedOpError([(node.name, "concatenation along the batch dimension")])
         axis = [2, 0, 1][dim - 1] if first.layout == "HWC" else dim - 1
-        s_out, zp_out = self.qparams_of(node.name)
-        out = self.new_tensor(node.name, self.shape_of(node), s_out, zp_out, node.name, first.layout)
+        out = self.value_tensor(node.name, self.shape_of(node), first.layout)
+        s_out, zp_out = out.scale, out.zero_point
         inputs = []
         for i, t in enumerate(tensors):
-            x = self.tensor(t.name)
+            x = self.operand(t, f"{node.name}_in{i}", out.bits, s_out, zp_out)
             if (x.scale, x.zero_point) != (s_out, zp_out):
                 b, c = quantize_multiplier(f64(x.scale) / f64(s_out), node.name)
                 rq = self.like(f"{node.name}_in{i}", out, x.shape)
@@ -258,6 +295,8 @@ class _Lowering:
     def run(self) -> IntModel:
         for node in self.gm.graph.nodes:
             kind, _ = op_kind(self.gm, node)
+            if kind == "shape":
+                self.skipped.add(node.name)
             if node.name in self.fused or kind == "shape":
                 continue
             if node.op == "placeholder":
@@ -265,9 +304,9 @@ class _Lowering:
                 self.model.tensors[node.name] = TensorInfo(node.name, "float32", shape, layout="CHW" if len(
                     shape) == 3 else "")
                 self.model.inputs.append(node.name)
-                s, zp = self.qparams_of(node.name)
+                s, zp, bits = self.input_qparams(node.name)
                 q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
-                                    "HWC" if len(shape) == 3 else "")
+                                    "HWC" if len(shape) == 3 else "", bits)
                 self.emit(q.name, "quantize", [node.name], q.name, {"perm": HWC_FROM_CHW if len(shape) == 3 else []})
                 self.ir_of[node.name] = q.name
             elif node.op == "output":
@@ -296,8 +335,15 @@ class _Lowering:
                 self.cat(node)
             elif kind == "identity":
                 self.ir_of[node.name] = self.ir_of[node.args[0].name]
+            elif kind in RULES:
+                getattr(self, RULES[kind])(node)
         self.model.validate(f"model {self.model.name!r}")
         return self.model
+
+
+RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",
+         "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
+         "masked_mean": "masked_mean"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):
@@ -315,11 +361,12 @@ def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int 
 
 def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
     """Post-training quantize a PyTorch ``model`` into an :class:`IntModel` using ``calib_data``
-    (float array, batch first, in the model's input layout, e.g. N,C,H,W)."""
+    (float array, batch first, in the model's input layout, e.g. N,C,H,W; a list of arrays for a model with
+    several inputs, e.g. token ids and an attention mask)."""
     cfg = config or QuantConfig()
     gm = capture(model)
     check_supported(gm)
-    if len(calib_data) == 0:
+    if len(as_inputs(calib_data)[0]) == 0:
         raise QuantizationError("calibration data is empty")
     observers, shapes = calibrate(gm, calib_data, cfg)
     return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__).run()

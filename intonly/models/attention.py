@@ -6,7 +6,8 @@ ops (three dense projections, Q·Kᵀ, a softmax family, P·V, the output projec
 * ``num_heads``, ``head_dim``, ``scale`` (the float multiplier of Q·Kᵀ, usually ``head_dim ** -0.5``);
 * ``qkv_params()`` -> ``[(weight, bias), (weight, bias), (weight, bias)]`` for Q, K, V (float tensors,
   weight (out, in), bias (out,) or None);
-* ``proj``: the output ``nn.Linear`` inside the module, or None when it lives outside (BERT);
+* ``output_projection()``: the output ``nn.Linear`` registered as the submodule ``proj``, or None when the
+  projection lives outside the module (BERT);
 * ``intermediates(x, mask=None)`` -> dict of float tensors for calibration: ``q``, ``k``, ``v`` (B, H, L, dh),
   ``scores`` (B, H, L, L, scaled, before masking), ``probs`` (B, H, L, L), ``context`` (B, L, H*dh).
 
@@ -35,7 +36,8 @@ class MultiHeadAttentionBase(nn.Module):
     def qkv_params(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         raise NotImplementedError
 
-    proj: nn.Module | None = None
+    def output_projection(self) -> nn.Module | None:
+        return self._modules.get("proj")
 
     def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b, n, _ = x.shape
@@ -55,4 +57,5 @@ class MultiHeadAttentionBase(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         context = self.intermediates(x, mask)["context"]
-        return self.proj(context) if self.proj is not None else context
+        proj = self.output_projection()
+        return proj(context) if proj is not None else context

@@ -1,0 +1,83 @@
+"""Per-tensor bit widths, chosen from calibration statistics before lowering.
+
+Rules, in order (:func:`choose_widths`):
+
+1. every value defaults to ``act_bits``;
+2. with ``auto_bits``, a value whose ``act_bits`` quantization has a calibration SQNR below
+   ``auto_bits_sqnr_db`` (:func:`quantize.observers.sqnr_db`: large outliers relative to its RMS) gets 16 bits;
+3. with ``residual_bits``, every operand and result of a residual add gets ``residual_bits``
+   (the residual stream and the sublayer outputs feeding it);
+4. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed
+   until that layer's int32 accumulator bound ``max_oc sum|w_q| * 2^(bits-1)`` stays below 2^30 (half the
+   int32 range, leaving the other half for the bias), and Q and K are narrowed until
+   ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ.
+
+Attention intermediates are named ``<attention node>.<q|k|v|scores|context>`` (the leaf's calibration
+intermediates). The result is a dict ``value name -> bits`` for the values whose width differs from
+``act_bits``.
+"""
+
+from __future__ import annotations
+
+import torch.fx as fx
+
+from .capture import op_kind
+from .config import QuantConfig
+from .observers import sqnr_db
+from .weights import quantize_weight
+
+ATTENTION_VALUES = ("q", "k", "v", "scores", "context")
+
+
+def _accumulator_width(weights, weight_bits: int) -> int:
+    """Largest activation width keeping ``max_oc sum|w_q| * 2^(bits-1) < 2^30`` for every weight matrix given."""
+    bits = 16
+    for w in weights:
+        qw, _ = quantize_weight(w.detach().double().numpy(), weight_bits)
+        row_sum = int(abs(qw.reshape(qw.shape[0], -1).astype("int64")).sum(axis=1).max(initial=1))
+        while bits > 2 and row_sum << (bits - 1) >= 2**30:
+            bits -= 1
+    return bits
+
+
+def consumer_weights(gm: fx.GraphModule, user: fx.Node) -> list:
+    """The weight matrices of a Linear / Conv2d / attention user (whose int32 accumulators see the value)."""
+    kind, _ = op_kind(gm, user)
+    if kind in ("linear", "conv"):
+        return [gm.get_submodule(user.target).weight]
+    if kind == "attention":
+        return [w for w, _ in gm.get_submodule(user.target).qkv_params()]
+    if kind == "patch_embed":
+        return [gm.get_submodule(user.target).proj.weight]
+    return []
+
+
+def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict[str, int]:
+    if not cfg.auto_bits and cfg.residual_bits is None:
+        return {}
+    bits: dict[str, int] = {}
+    if cfg.auto_bits:
+        for name, obs in observers.items():
+            if obs.count and not obs.integral and sqnr_db(obs, cfg.act_bits, cfg.act_symmetric) < cfg.auto_bits_sqnr_db:
+                bits[name] = 16
+    if cfg.residual_bits is not None:
+        for node in gm.graph.nodes:
+            if op_kind(gm, node)[0] == "add":
+                for value in (node, *node.args[:2]):
+                    if isinstance(value, fx.Node) and value.op != "get_attr":
+                        bits[value.name] = cfg.residual_bits
+    for node in gm.graph.nodes:
+        limit = min((_accumulator_width(consumer_weights(gm, u), cfg.weight_bits) for u in node.users), default=16)
+        if bits.get(node.name, cfg.act_bits) > limit:
+            bits[node.name] = max(limit, cfg.act_bits)
+        if op_kind(gm, node)[0] == "attention":
+            mod = gm.get_submodule(node.target)
+            head_dim, context = mod.head_dim, f"{node.name}.context"
+            if mod.output_projection() is not None and bits.get(context, cfg.act_bits) > cfg.act_bits:
+                bits[context] = max(cfg.act_bits, min(bits[context],
+                                                      _accumulator_width([mod.output_projection().weight], cfg.weight_bits)))
+            q, k = f"{node.name}.q", f"{node.name}.k"
+            while head_dim << (bits.get(q, cfg.act_bits) + bits.get(k, cfg.act_bits) - 2) >= 2**31:
+                wider = q if bits.get(q, cfg.act_bits) >= bits.get(k, cfg.act_bits) else k
+                bits[wider] = bits.get(wider, cfg.act_bits) - 1
+    return {name: b for name, b in bits.items() if b != cfg.act_bits}
