@@ -11,6 +11,7 @@ import sys
 from rich.console import Console
 
 from quantize.errors import IntonlyError
+from quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
 from quantize.ops import ROUNDING_MODES
 
 from . import jobs
@@ -20,14 +21,22 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 
 def _add_quant_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="digits",
-                   help="'digits' (bundled demo) or FILE.py:NAME, an nn.Module class or factory in a Python file")
+                   help="a bundled demo: 'digits' (CNN), 'vit' (tiny ViT on digits), 'minilm' (MiniLM-L6 sentence "
+                        "embeddings); or FILE.py:NAME, an nn.Module class or factory in a Python file")
     p.add_argument("--data", help="for FILE.py models: .npz with x (float, N first), optional y (labels), "
                                   "optional x_calib (calibration inputs; default x)")
-    p.add_argument("--rounding", choices=ROUNDING_MODES, default="half_up")
-    p.add_argument("--observer", choices=("minmax", "percentile", "mse"), default="minmax")
-    p.add_argument("--weight-bits", type=int, default=8)
-    p.add_argument("--act-bits", type=int, default=8)
+    p.add_argument("--rounding", choices=ROUNDING_MODES, help="requant rounding (default half_up)")
+    p.add_argument("--observer", choices=OBSERVERS, help="calibration range (default minmax)")
+    p.add_argument("--weight-bits", type=int, help="default 8")
+    p.add_argument("--act-bits", type=int, help="default 8")
     p.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")
+    p.add_argument("--softmax", choices=SOFTMAX_FAMILIES, help="integer softmax family (default shiftmax)")
+    p.add_argument("--gelu", choices=GELU_FAMILIES, help="integer GELU family (default shiftgelu)")
+    p.add_argument("--softmax-bits", type=int, choices=(8, 16), help="attention probability bits (default 16)")
+    p.add_argument("--residual-bits", type=int, help="bits of residual-add operands and results "
+                                                     "(transformer demos: 16)")
+    p.add_argument("--auto-bits", action=argparse.BooleanOptionalAction,
+                   help="16 bits for tensors whose 8-bit calibration SQNR is low (transformer demos: on)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="quantize, simulate, generate+build+run C, compare (default: digits CNN)")
     _add_quant_options(run)
-    run.add_argument("--out", default="out/digits", help="output folder (replaced atomically on success)")
+    run.add_argument("--out", help="output folder, replaced atomically on success (default out/<demo>)")
     ins = sub.add_parser("inspect", help="print the graph of an .intonly model: nodes, dtypes, bits, params, MACs")
     ins.add_argument("file")
     cmp = sub.add_parser("compare", help="per-layer FP32 vs integer SQNR and max |error| in LSBs")

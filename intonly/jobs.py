@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import json
+import math
 import shutil
 import time
 from contextlib import contextmanager
@@ -14,50 +15,24 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from quantize.bounds import node_bounds
 from quantize.config import QuantConfig
-from quantize.errors import ConfigError
 from quantize.ir import IntModel
 
 from . import api
+from .workloads import DEMOS, float_outputs, load_workload
 
 
-def load_user_model(spec: str, data_path: str | None):
-    """``FILE.py:NAME`` -> (model, calib, x_eval, y_eval). NAME is an nn.Module class or a zero-arg factory."""
-    if spec == "digits":
-        from .demos import digits
-
-        x_tr, y_tr, x_te, y_te = digits.load_split()
-        return "digits_cnn", digits.load_model(), x_tr, x_te, y_te
-    path, _, name = spec.rpartition(":")
-    if not path or not name or not Path(path).is_file():
-        raise ConfigError(f"--model {spec!r}: expected 'digits' or an existing FILE.py:NAME")
-    if data_path is None:
-        raise ConfigError(f"--model {spec!r} needs --data FILE.npz (arrays x, optional y and x_calib)")
-    module_spec = importlib.util.spec_from_file_location(f"intonly_user_{Path(path).stem}", path)
-    module = importlib.util.module_from_spec(module_spec)
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ConfigError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from None
-    factory = getattr(module, name, None)
-    if factory is None:
-        raise ConfigError(f"{path}: defines no {name!r}")
-    model = factory()
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"{path}:{name} returned {type(model).__name__}, not a torch.nn.Module")
-    try:
-        with np.load(data_path, allow_pickle=False) as data:
-            x = data["x"].astype(np.float32)
-            y = data["y"] if "y" in data else None
-            calib = data["x_calib"].astype(np.float32) if "x_calib" in data else x
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"--data {data_path}: {exc}") from None
-    return name, model.eval(), calib, x, y
+CONFIG_OPTIONS = ("weight_bits", "act_bits", "observer", "rounding", "softmax", "gelu", "softmax_bits",
+                  "residual_bits", "auto_bits")
 
 
-def config_from(args) -> QuantConfig:
-    return QuantConfig(weight_bits=args.weight_bits, act_bits=args.act_bits, act_symmetric=args.symmetric,
-                       observer=args.observer, rounding=args.rounding)
+def config_from(args, base: QuantConfig | None = None) -> QuantConfig:
+    """The workload's default config with every CLI option the user gave (not None) applied on top."""
+    given = {k: getattr(args, k) for k in CONFIG_OPTIONS if getattr(args, k, None) is not None}
+    if getattr(args, "symmetric", False):
+        given["act_symmetric"] = True
+    return dataclasses.replace(base or QuantConfig(), **given)
 
 
 @contextmanager
@@ -75,24 +50,20 @@ def staged_output(out: Path):
     stage.replace(out)
 
 
-def float_logits(model, x, batch: int = 256) -> np.ndarray:
-    with torch.no_grad():
-        return np.concatenate([model(torch.from_numpy(x[i:i + batch])).numpy() for i in range(0, len(x), batch)])
-
-
 def run_job(args, console: Console) -> dict:
-    out = Path(args.out)
-    cfg = config_from(args)
+    out = Path(args.out or f"out/{args.model if args.model in DEMOS else 'model'}")
     with console.status("loading model and data"):
-        name, model, calib, x, y = load_user_model(args.model, args.data)
+        work = load_workload(args.model, args.data)
+    name, model, calib, x = work.name, work.model, work.calib, work.x
+    cfg = config_from(args, work.config)
     steps = {}
-    with console.status(f"calibrating on {len(calib)} samples and quantizing ({cfg.rounding} rounding)"):
+    with console.status(f"calibrating on {len(calib[0])} samples and quantizing ({cfg.rounding} rounding)"):
         t0 = time.perf_counter()
         int_model = api.quantize(model, calib, cfg, name=name)
         steps["quantize_s"] = time.perf_counter() - t0
     with staged_output(out) as stage:
         int_model.save(stage / "model.intonly")
-        fp_logits = float_logits(model, x)
+        fp_logits = float_outputs(model, x)
         with console.status(f"simulating {len(x)} samples bit-accurately (hwsim)"):
             t0 = time.perf_counter()
             sim = api.simulate(int_model, x)
@@ -105,12 +76,16 @@ def run_job(args, console: Console) -> dict:
         with console.status("per-layer FP32 vs INT comparison"):
             layers = api.compare(model, int_model, x[:256])
         summary = {
-            "model": name, "samples": int(len(x)), "rounding": cfg.rounding, "observer": cfg.observer,
+            "model": name, "samples": int(len(x[0])), "rounding": cfg.rounding, "observer": cfg.observer,
             "weight_bits": cfg.weight_bits, "act_bits": cfg.act_bits, "act_symmetric": cfg.act_symmetric,
-            "fp_accuracy": api.accuracy(fp_logits, y), "int_accuracy": api.accuracy(sim.outputs[0], y),
+            "softmax": cfg.softmax, "gelu": cfg.gelu, "residual_bits": cfg.residual_bits, "auto_bits": cfg.auto_bits,
+            "wide_tensors": sorted(t.name for t in int_model.tensors.values() if t.dtype != "float32" and t.bits > 8),
+            "fp_accuracy": work.score(fp_logits), "int_accuracy": work.score(sim.outputs[0]),
             "fp_int_top1_agreement": float(np.mean(fp_logits.argmax(1) == sim.outputs[0].argmax(1))),
             "bit_exact": {"c_host": mismatches == 0}, "c_host_mismatched_elements": mismatches,
             "clamp_events": int(sum(t.clamp_events for t in sim.trace)),
+            "overflow_events": int(sum(t.overflows for t in sim.trace)),
+            **work.extra(fp_logits, sim.outputs[0]),
             "macs_per_sample": int(sum(int_model.node_macs(n) for n in int_model.nodes)),
             "timings_s": {k: round(v, 3) for k, v in steps.items()},
         }
@@ -131,6 +106,14 @@ def print_summary(s: dict, out: Path, console: Console) -> None:
     verdict = "[green]identical[/]" if s["bit_exact"]["c_host"] else \
         f"[red]DIFFERENT in {s['c_host_mismatched_elements']} elements[/]"
     table.add_row("hwsim vs host C", f"{verdict} on all {s['samples']} samples")
+    if "embedding" in s:
+        e = s["embedding"]
+        table.add_row("FP32 vs INT embedding cosine", f"mean {e['cos_mean']:.4f}, min {e['cos_min']:.4f}")
+        table.add_row("nearest-neighbour agreement", f"{pct(e['nn_agreement'])} (margin >= 0.02: "
+                                                     f"{pct(e['nn_agreement_confident'])} of {e['n_confident']})")
+    if s["wide_tensors"]:
+        table.add_row("tensors wider than 8 bits", str(len(s["wide_tensors"])))
+    table.add_row("overflow events", str(s["overflow_events"]))
     table.add_row("output folder", str(out))
     console.print(table)
 
@@ -154,14 +137,48 @@ def inspect_job(path: str, console: Console) -> None:
     console.print(table)
     console.print(f"{len(model.nodes)} nodes, {total_params:,} parameters, {total_macs:,} MACs per sample, "
                   f"{sum(a.nbytes for a in model.constants.values()):,} bytes of constants")
+    print_bounds(model, console)
+    print_wide_tensors(model, console)
+
+
+def print_bounds(model: IntModel, console: Console) -> None:
+    """Every overflow proof of the model (quantize/bounds.py): worst case beside the width's limit."""
+    table = Table(title="overflow bounds (worst case over every input the bit widths allow)")
+    for col in ("node", "op", "intermediate", "bound", "limit", "headroom"):
+        table.add_column(col, justify="right" if col in ("bound", "limit", "headroom") else "left")
+    for node in model.nodes:
+        for b in node_bounds(model, node):
+            headroom = f"{math.log2(b.limit / b.value):.1f} bits" if b.value else "inf"
+            table.add_row(node.name, node.op, b.what, f"{b.value:,}", f"2^{round(math.log2(b.limit + 1))}-1", headroom)
+    console.print(table)
+
+
+def print_wide_tensors(model: IntModel, console: Console) -> None:
+    """Tensors stored wider than 8 bits and their memory cost against int8 storage."""
+    wide = [t for t in model.tensors.values() if t.dtype in ("int16", "int32") and t.bits > 8]
+    if not wide:
+        console.print("every activation tensor is 8-bit")
+        return
+    table = Table(title="activation tensors wider than 8 bits (per sample)")
+    for col in ("tensor", "bits", "dtype", "shape", "bytes", "extra vs int8"):
+        table.add_column(col, justify="left" if col in ("tensor", "dtype", "shape") else "right")
+    extra_total = 0
+    for t in wide:
+        count = math.prod(t.shape)
+        nbytes = count * np.dtype(t.dtype).itemsize
+        extra_total += nbytes - count
+        table.add_row(t.name, str(t.bits), t.dtype, "x".join(map(str, t.shape)), f"{nbytes:,}", f"{nbytes - count:,}")
+    console.print(table)
+    console.print(f"{len(wide)} tensors wider than 8 bits: {extra_total:,} extra bytes per sample over int8 storage")
 
 
 def compare_job(args, console: Console) -> list:
-    name, model, calib, x, _ = load_user_model(args.model, args.data)
-    int_model = IntModel.load(args.int_model) if args.int_model else api.quantize(model, calib, config_from(args),
-                                                                                  name=name)
-    rows = api.compare(model, int_model, x[:256], rounding=args.rounding if not args.int_model else None)
-    table = Table(title=f"FP32 vs INT per layer: {name} ({min(len(x), 256)} samples)")
+    work = load_workload(args.model, args.data)
+    int_model = IntModel.load(args.int_model) if args.int_model else \
+        api.quantize(work.model, work.calib, config_from(args, work.config), name=work.name)
+    x = [a[:256] for a in work.x]
+    rows = api.compare(work.model, int_model, x, rounding=args.rounding if not args.int_model else None)
+    table = Table(title=f"FP32 vs INT per layer: {work.name} ({len(x[0])} samples)")
     for col in ("node", "op", "bits", "SQNR dB", "max |Δ| LSB", "mean |Δ| LSB"):
         table.add_column(col, justify="left" if col in ("node", "op") else "right")
     for r in rows:
