@@ -44,15 +44,17 @@ def c_int(value: int) -> str:
     return "(-2147483647 - 1)" if value == -(2**31) else str(int(value))
 
 
-def render_kernels(env: jinja2.Environment, calls: list[KernelCall]) -> list[dict]:
-    """One rendered function per distinct kernel signature, in first-use order."""
+def render_kernels(env: jinja2.Environment, calls: list[KernelCall], rounding: str) -> list[dict]:
+    """One rendered function per distinct kernel signature, in first-use order. Templates see ``fn``, ``params``,
+    ``t`` (the C element types) and ``rounding`` (the model's rounding mode, for kernels whose own divisions
+    round by it, like layernorm's mean)."""
     kernels: dict[tuple, dict] = {}
     for call in calls:
         if call.signature_key in kernels:
             continue
         params = ", ".join(a.c_param() for a in call.args)
         source = env.get_template(f"{call.op}.c.j2").render(fn=call.function, params=params,
-                                                            t=[C_TYPES[d] for d in call.dtypes])
+                                                            t=[C_TYPES[d] for d in call.dtypes], rounding=rounding)
         kernels[call.signature_key] = {"fn": call.function, "params": params, "source": source}
     return list(kernels.values())
 
@@ -109,7 +111,7 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
               "comment": f"{node.name}: {node.op}".replace("*/", "* /")}
              for node, calls in per_node for call in calls]
     all_calls = [call for _, calls in per_node for call in calls]
-    kernels = render_kernels(env, all_calls)
+    kernels = render_kernels(env, all_calls, rounding or model.rounding)
 
     def port(i, name):
         t = model.tensors[name]

@@ -28,7 +28,7 @@ _BUILD_DIR = Path(tempfile.gettempdir()) / "intonly-kernel-libs"
 
 def _library(family: str, rounding: str, calls) -> ctypes.CDLL:
     env = environment(family)
-    kernels = render_kernels(env, calls)
+    kernels = render_kernels(env, calls, rounding)
     source = env.get_template("kernels.c.j2").render(kernels=kernels, family=family, rounding=rounding)
     runtime = env.get_template("runtime.h.j2").render(rounding=rounding)
     header = env.get_template("kernels.h.j2").render(kernels=kernels)
@@ -52,12 +52,13 @@ def _library(family: str, rounding: str, calls) -> ctypes.CDLL:
 
 
 def run_node_c(model: IntModel, node: Node, inputs: list[np.ndarray], rounding: str | None = None,
-               family: str = "generic") -> np.ndarray:
-    """Execute ``node`` with the generated C kernels on a batch (``inputs`` batch first, IR dtypes)."""
+               family: str = "generic", batch: int = 1) -> np.ndarray:
+    """Execute ``node`` with the generated C kernels on a batch (``inputs`` batch first, IR dtypes); ``batch``
+    is needed only by a node without inputs (``constant``), whose every sample is the same."""
     calls = node_calls(model, node)
     lib = _library(family, rounding or model.rounding, calls)
     out_info = model.tensors[node.outputs[0]]
-    batch = len(inputs[0])
+    batch = len(inputs[0]) if inputs else batch
     out = np.zeros((batch,) + tuple(out_info.shape), dtype=out_info.dtype)
     arrays = {t: np.ascontiguousarray(a, dtype=model.tensors[t].dtype) for t, a in zip(node.inputs, inputs)}
     consts = {name: np.ascontiguousarray(arr) for name, arr in model.constants.items()}

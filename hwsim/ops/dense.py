@@ -1,5 +1,7 @@
 """dense: fully connected layer, ``acc[n] = bias[n] + sum_k w[n,k] * (x[k] - input_zp)`` in int32,
-``y = clamp(R(acc; multiplier[n], shift[n]) + output_zp, act_min, act_max)``."""
+``y = clamp(R(acc; multiplier[n], shift[n]) + output_zp, act_min, act_max)``.
+
+The per-sample input is (..., K): every leading index is one row (a token of a sequence), output (..., N)."""
 
 import numpy as np
 from numba import njit
@@ -26,9 +28,10 @@ def dense_reference(x, w, bias, mult, shift, in_zp, out_zp, lo, hi, mode, out):
 
 
 def run(model, node, inputs, ctx):
-    (x,) = inputs
     a = node.attrs
     w, bias, mult, shift, max_abs_x = weighted_params(model, node)
+    x = np.ascontiguousarray(inputs[0]).reshape(-1, w.shape[1])
+    out_shape = inputs[0].shape[:-1] + (w.shape[0],)
     out = np.empty((x.shape[0], w.shape[0]), dtype=model.tensors[node.outputs[0]].dtype)
     if ctx.fast:  # a 1x1 convolution of a 1x1 image
         events = gemm_fast_path(x.reshape(len(x), 1, 1, -1), w.reshape(w.shape[0], 1, 1, -1), bias, mult, shift,
@@ -38,4 +41,4 @@ def run(model, node, inputs, ctx):
                                  ctx.mode, out)
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
-    return out
+    return out.reshape(out_shape)

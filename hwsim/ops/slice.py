@@ -1,0 +1,10 @@
+"""slice: ``out = x[..., start:stop, ...]`` along the per-sample ``axis`` (pure data movement: the copy is its own
+reference)."""
+
+import numpy as np
+
+
+def run(model, node, inputs, ctx):
+    a = node.attrs
+    index = (slice(None),) * (a["axis"] + 1) + (slice(a["start"], a["stop"]),)
+    return np.ascontiguousarray(inputs[0][index])
