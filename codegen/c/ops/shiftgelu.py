@@ -1,0 +1,14 @@
+import math
+
+from ..calls import KernelCall, ints, tensor
+
+
+def calls(model, node):
+    a = node.attrs
+    x, y = model.tensors[node.inputs[0]], model.tensors[node.outputs[0]]
+    args = [tensor("x", "in", model, x.name),
+            *ints(rows=math.prod(x.shape[:-1]), width=x.shape[-1], x0=a["x0"], n=a["n"], sig_bits=a["sig_bits"],
+                  mult=a["multiplier"], shift=a["shift"], out_zp=a["output_zp"], act_min=a["act_min"],
+                  act_max=a["act_max"]),
+            tensor("y", "out", model, y.name)]
+    return [KernelCall("shiftgelu", (x.dtype, y.dtype), tuple(args))]
