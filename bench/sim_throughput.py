@@ -8,6 +8,8 @@ Models:
   Also times the scalar reference kernels (``simulate(..., fast=False)``) once or twice.
 * ``mobilenetv2_224`` -- MobileNetV2 (width 1.0, torchvision layout, random weights with realistic
   BatchNorm statistics, see ``bench/mobilenetv2.py``) on random 224x224 inputs.
+* ``deit_tiny_224`` -- DeiT-Tiny geometry (224x224, patch 16, 197 tokens, D=192, 12 blocks, 3 heads;
+  ``intonly.models.vit.deit_tiny`` with synthetic weights) lowered with ``QuantConfig.transformer()``.
 
 Both sides run the same float batch: the simulator end to end (input quantize -> integer graph ->
 dequantized logits), PyTorch in eval mode under ``torch.no_grad()`` with its default thread count.
@@ -201,18 +203,41 @@ def run_mobilenetv2(reps: int, batch: int, calib: int) -> dict:
     return res
 
 
+def run_deit_tiny(reps: int, batch: int, calib: int) -> dict:
+    from intonly.models.vit import deit_tiny, init_synthetic
+    from quantize.config import QuantConfig
+    from quantize.lower import quantize
+
+    model = init_synthetic(deit_tiny(), seed=0).eval()
+    rng = np.random.default_rng(0)
+    calib_x = rng.standard_normal((calib, 3, 224, 224)).astype(np.float32)
+    x = rng.standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    t0 = time.perf_counter()
+    int_model = quantize(model, calib_x, QuantConfig.transformer())
+    quant_s = time.perf_counter() - t0
+    res = bench_pair(int_model, model, x, reps)
+    res.pop("_sim_out"), res.pop("_fp_out")
+    res.update(model="deit_tiny_224", input_shape=[3, 224, 224], quantize_s=quant_s, calib_images=calib,
+               params=sum(p.numel() for p in model.parameters()), tokens=197,
+               config="QuantConfig.transformer(): Shiftmax, ShiftGELU, integer LayerNorm, int16 residual, auto bits",
+               note="synthetic weights (intonly.models.vit.init_synthetic) and random N(0,1) inputs")
+    return res
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(HERE / "results" / "sim_throughput.json"))
     p.add_argument("--quick", action="store_true", help="fewer repetitions (well under a minute when warm)")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions per side (default 7, quick 3)")
     p.add_argument("--mnv2-batch", type=int, default=8)
+    p.add_argument("--deit-batch", type=int, default=8)
     p.add_argument("--threads", type=int, default=None,
                    help="pin torch, Numba and BLAS to this many threads (default: library defaults)")
     p.add_argument("--omp-passive", action="store_true",
                    help="set OMP_WAIT_POLICY=PASSIVE (both torch and Numba's omp layer use libgomp): idle "
                         "OpenMP threads sleep instead of spinning, which matters a lot on a loaded machine")
-    p.add_argument("--models", default="digits,mobilenetv2", help="comma list of: digits, mobilenetv2")
+    p.add_argument("--models", default="digits,mobilenetv2,deit_tiny",
+                   help="comma list of: digits, mobilenetv2, deit_tiny")
     args = p.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     if args.omp_passive:
@@ -230,6 +255,8 @@ def main(argv=None) -> int:
         models.append(run_digits(reps=reps, ref_reps=1 if args.quick else 2))
     if "mobilenetv2" in wanted:
         models.append(run_mobilenetv2(reps, args.mnv2_batch, calib=16))
+    if "deit_tiny" in wanted:
+        models.append(run_deit_tiny(reps, args.deit_batch, calib=16))
     report = {"machine": machine_info(), "quick": args.quick, "threads_pinned": args.threads,
               "loadavg_before": load_before, "loadavg_after": loadavg(),
               "wall_s": time.perf_counter() - t_start, "models": models}

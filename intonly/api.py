@@ -56,6 +56,8 @@ def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[
         q = sim.values[info.name].astype(np.float64)
         if info.layout == "HWC":
             q = q.transpose(0, 3, 1, 2)
+        if f.shape != q.shape or info.encoding != "linear":
+            continue
         d = (q - info.zero_point) * np.float64(np.float32(info.scale))
         err = f - d
         noise = float(np.sum(err * err))

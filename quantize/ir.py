@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -98,7 +99,10 @@ class IntModel:
             _, kh, kw, icg = self.param(node, "weight").shape
             return oh * ow * oc * kh * kw * icg
         if node.op == "dense":
-            return int(self.param(node, "weight").size)
+            return int(self.param(node, "weight").size) * math.prod(self.tensors[node.inputs[0]].shape[:-1])
+        if node.op in ("matmul", "shift_matmul"):
+            out = self.tensors[node.outputs[0]].shape
+            return math.prod(out) * self.tensors[node.inputs[0]].shape[-1]
         return 0
 
     def parameter_count(self, node: Node) -> int:

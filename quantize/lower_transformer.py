@@ -200,6 +200,7 @@ class TransformerRules:
                                    {"shape": [tokens, heads, head_dim]})
             split[role] = self.derived(f"{value}_t", grouped, (heads, tokens, head_dim), "transpose",
                                        {"perm": [1, 0, 2]})
+            flat.source, split[role].source = "", value  # the float value is recorded as (heads, tokens, dim)
         q, k, v = split["q"], split["k"], split["v"]
         scores = self.value_tensor(f"{name}.scores", (heads, tokens, tokens), symmetric=True)
         attrs = self.requant_attrs(f64(q.scale) * f64(k.scale) * mod.scale / f64(scores.scale), scores, path)
@@ -224,6 +225,7 @@ class TransformerRules:
         merged = self.derived(f"{name}.context_t", context, (tokens, heads, head_dim), "transpose", {"perm": [1, 0, 2]})
         merged = self.derived(f"{name}.context_merged", merged, (tokens, heads * head_dim), "reshape",
                               {"shape": [tokens, heads * head_dim]})
+        context.source, merged.source = "", context.source  # recorded as (tokens, heads * dim)
         if mod.output_projection() is not None:
             out = self.value_tensor(name, (tokens, mod.output_projection().out_features), symmetric=name in self.symmetric_values)
             self.linear_layer(f"{path}.proj", "dense", mod.output_projection(), merged, out)
