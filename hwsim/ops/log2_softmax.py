@@ -1,6 +1,7 @@
 """log2_softmax: FQ-ViT's log-int-softmax over the last axis (docs/transformer-ops.md).
 
-Input and attrs as ``iexp_softmax`` plus ``code_bits`` b (FQ-ViT: 4), ``Z = 2^b``. Per row, all in int64::
+Input and attrs as ``iexp_softmax`` (``q_max`` included, no ``norm_bits``) plus ``code_bits`` b (FQ-ViT: 4),
+``Z = 2^b``. Per row, all in int64::
 
     e_i, Σ as iexp_softmax                              (Σ int32, proven)
     e_i == 0 or masked:  c_i = Z                        the "exactly zero" code
@@ -12,7 +13,7 @@ Input and attrs as ``iexp_softmax`` plus ``code_bits`` b (FQ-ViT: 4), ``Z = 2^b`
 Output: int8 codes in [0, Z] (tensor ``encoding="log2"``), probability ``2^-c`` (Z: 0). A row whose every key
 is masked outputs Z everywhere. Codes past Z - 1 are the encoding's zero, not a clamp (as a linear softmax's
 p = 0 is not): no clamp events. Trace: divisions (one per unmasked key, one per nonzero e), overflow events
-(Σ, n*x0 or z outside int32); no requantization.
+(Σ, q_max*x0 or z outside int32); no requantization.
 
 Kernels: hwsim/ops/_exp.py's ``softmax_kernels`` (scalar reference and prange fast path of one row kernel,
 shared by the three softmax ops).
@@ -22,5 +23,4 @@ from ._exp import I_EXP, LOG2, run_softmax
 
 
 def run(model, node, inputs, ctx):
-    a = node.attrs
-    return run_softmax(model, node, inputs, ctx, I_EXP, a["x0"], a["n"], a["b_int"], a["c_int"], LOG2, a["code_bits"])
+    return run_softmax(model, node, inputs, ctx, I_EXP, node.attrs["b_int"], node.attrs["c_int"], LOG2)

@@ -2,5 +2,4 @@ from .shiftmax import softmax_call
 
 
 def calls(model, node):
-    a = node.attrs
-    return softmax_call(model, node, {k: a[k] for k in ("x0", "n", "b_int", "c_int")}, {"code_bits": a["code_bits"]})
+    return softmax_call(model, node, ("b_int", "c_int"))
