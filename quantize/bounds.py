@@ -77,13 +77,14 @@ def softmax_bounds(model, node) -> list[Bound]:
     peak = shift_exp_max(a["x0"]) if node.op == "shiftmax" else iexp_poly_max(a["x0"], a["b_int"], a["c_int"])
     return [Bound("exp before shift", peak),
             Bound(f"row sum of exp (N={n_keys} keys, n={a['n']})", n_keys * (peak << a["n"])),
-            Bound("clip n*x0", abs(a["n"] * a["x0"]))]
+            Bound("exp range clip q_max*x0", abs(a["q_max"] * a["x0"]))]
 
 
 def shiftgelu_bounds(model, node) -> list[Bound]:
     a = node.attrs
     span = _span(model, node.inputs[0])
     return [Bound(f"sigmoid sum e1 + e2 (n={a['n']})", 2 * (shift_exp_max(a["x0"]) << a["n"])),
+            Bound("exp range clip q_max*x0", abs(a["q_max"] * a["x0"])),
             Bound("1.6875*x by shifts", span * 2),
             Bound(f"x * sigmoid ({a['sig_bits']}-bit sigmoid)", span * ((1 << a["sig_bits"]) - 1))]
 
@@ -109,6 +110,21 @@ def layernorm_bounds(model, node) -> list[Bound]:
     return [Bound(f"sum over {channels} channels", channels * span),
             Bound("variance sum of (x - mean)^2 (int64)", channels * (hi - lo) ** 2, INT64_LIMIT),
             Bound(f"normalized * gamma + beta (norm_shift={k})", int(((w << k) + b).max(initial=0)))]
+
+
+# Attribute ranges of the transformer ops beyond their overflow bounds: (attr, lowest, highest).
+ATTR_RANGES = {"x0": (-INT32_LIMIT, -1), "n": (0, 31), "q_max": (0, 62), "norm_bits": (31, 62),
+               "sig_bits": (1, 30), "code_bits": (1, 6), "erf_shift": (0, 31), "masked": (0, 1)}
+
+
+def attr_errors(node) -> list[str]:
+    """Attributes outside their meaningful range (x0 >= 0 would divide by zero, and so on)."""
+    errors = [f"{k}={v} outside [{ATTR_RANGES[k][0]}, {ATTR_RANGES[k][1]}]" for k, v in node.attrs.items()
+              if k in ATTR_RANGES and node.op not in ("matmul", "add") and
+              not ATTR_RANGES[k][0] <= v <= ATTR_RANGES[k][1]]
+    if "sig_bits" in node.attrs and node.attrs["sig_bits"] >= node.attrs["norm_bits"]:
+        errors.append(f"sig_bits={node.attrs['sig_bits']} must be below norm_bits={node.attrs['norm_bits']}")
+    return errors
 
 
 def node_bounds(model, node) -> list[Bound]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bounds import node_bounds
+from .bounds import attr_errors, node_bounds
 from .errors import ModelFileError
 from .ops import ACT_DTYPES, OPS, ROUNDING_MODES, check_attrs, infer_shape
 
@@ -162,6 +162,8 @@ class IntModel:
                 self._check_requant(at, self.param(node, "multiplier"), self.param(node, "shift"))
             if "multiplier" in node.attrs:
                 self._check_requant(at, np.array([node.attrs["multiplier"]]), np.array([node.attrs["shift"]]))
+            for problem in attr_errors(node):
+                raise ModelFileError(f"{at}: {problem}")
             for bound in node_bounds(self, node):
                 if not bound.holds:
                     raise ModelFileError(f"{at}: {bound.what} can overflow (|value| <= {bound.value} > "

@@ -33,13 +33,15 @@ LN2 = 0.6931
 # I-BERT's i-GELU erf polynomial sign(x) [a (clip(|x|, max=-b) + b)^2 + 1]
 IGELU_A, IGELU_B, SQRT2 = -0.2888, -1.769, 1.4142
 GAMMA_BITS = 16  # layernorm gamma codes are int16
+EXP_RANGE = 30  # q_max: exps decay down to 2^-30 of the row maximum before they are clipped (I-BERT's range)
+NORM_BITS = 62  # softmax / sigmoid normalisation F = (2^62 - 1) // sum keeps >= 31 significant bits
 SIGMOID_BITS_MAX = 15
 
 
-def largest_n(peak: int, count: int, x0: int) -> int:
-    """Largest n in 0..30 with ``count * (peak << n) <= 2^31 - 1`` and ``|n * x0| <= 2^31 - 1``."""
+def largest_n(peak: int, count: int) -> int:
+    """Largest exp precision n in 0..30 with ``count * (peak << n) <= 2^31 - 1`` (the int32 sum)."""
     for n in range(30, -1, -1):
-        if count * (peak << n) <= INT32_LIMIT and abs(n * x0) <= INT32_LIMIT:
+        if count * (peak << n) <= INT32_LIMIT:
             return n
     raise QuantizationError(f"no exp precision n >= 0 keeps {count} x {peak} within int32")
 
@@ -49,13 +51,16 @@ def softmax_constants(family: str, scale: float, n_keys: int) -> dict:
     s = f64(scale)
     if family == "shiftmax":
         x0 = math.floor(-1.0 / s)
-        return {"x0": x0, "n": largest_n(shift_exp_max(x0), n_keys, x0)}
+        return {"x0": x0, "n": largest_n(shift_exp_max(x0), n_keys), "q_max": EXP_RANGE, "norm_bits": NORM_BITS}
     x0 = math.floor(-LN2 / s)
     b_int = math.floor((IEXP_B / IEXP_A) / s)
     c_int = math.floor((IEXP_C / IEXP_A) / (s * s))
     if c_int > INT32_LIMIT:
         raise QuantizationError(f"scores scale {scale:g} is too fine for i-exp: its constant {c_int} exceeds int32")
-    return {"x0": x0, "n": largest_n(iexp_poly_max(x0, b_int, c_int), n_keys, x0), "b_int": b_int, "c_int": c_int}
+    if abs(EXP_RANGE * x0) > INT32_LIMIT:
+        raise QuantizationError(f"scores scale {scale:g} is too fine for i-exp: its range clip exceeds int32")
+    return {"x0": x0, "n": largest_n(iexp_poly_max(x0, b_int, c_int), n_keys), "q_max": EXP_RANGE,
+            "b_int": b_int, "c_int": c_int, "norm_bits": NORM_BITS}
 
 
 class TransformerRules:
@@ -162,7 +167,8 @@ class TransformerRules:
         if self.cfg.gelu == "shiftgelu":
             x0 = math.floor(-1.0 / s)
             sig_bits = max(b for b in range(1, SIGMOID_BITS_MAX + 1) if span * ((1 << b) - 1) <= INT32_LIMIT)
-            attrs = {"x0": x0, "n": largest_n(shift_exp_max(x0), 2, x0), "sig_bits": sig_bits,
+            attrs = {"x0": x0, "n": largest_n(shift_exp_max(x0), 2), "q_max": EXP_RANGE, "norm_bits": NORM_BITS,
+                     "sig_bits": sig_bits,
                      **self.requant_attrs(s * 2.0**-sig_bits / f64(out.scale), out, path)}
             op = "shiftgelu"
         else:
@@ -245,6 +251,7 @@ class TransformerRules:
         if family == "log2":
             out = self.new_tensor(name, scores.shape, 1.0, 0, "", "", 8)
             out.encoding = "log2"
+            del attrs["norm_bits"]  # codes come from round(sum / e), no normalisation factor
             self.emit(name, "log2_softmax", [scores.name], out.name, {**attrs, "code_bits": LOG2_CODE_BITS})
             return out
         out = self.new_tensor(name, scores.shape, 2.0 ** -(bits - 1), 0, "", "", bits)

@@ -28,7 +28,7 @@ _CLAMP = {"act_min": "int", "act_max": "int"}
 _REQUANT = {"input_zp": "int", "output_zp": "int", **_CLAMP}
 _WEIGHTED = {"weight": ("int8", "int16"), "bias": ("int32",), "multiplier": ("int32",), "shift": ("int32",)}
 _REQUANT1 = {"multiplier": "int", "shift": "int", "output_zp": "int", **_CLAMP}  # one per-tensor requant
-_IEXP = {"x0": "int", "n": "int", "b_int": "int", "c_int": "int"}  # I-BERT i-exp constants
+_IEXP = {"x0": "int", "n": "int", "q_max": "int", "b_int": "int", "c_int": "int"}  # I-BERT i-exp constants
 _WINDOW = {"kernel": "ints", "stride": "ints", "padding": "ints"}
 
 OPS: dict[str, OpSchema] = {
@@ -54,12 +54,13 @@ OPS: dict[str, OpSchema] = {
     "embedding": OpSchema(1, {}, {"weight": ("int8", "int16")}),
     "mask_keys": OpSchema(2, {}),
     "mean_pool": OpSchema(2, {"input_zp": "int", "output_zp": "int"}),
-    "shiftmax": OpSchema(1, {"x0": "int", "n": "int", "masked": "int"}),
-    "iexp_softmax": OpSchema(1, {**_IEXP, "masked": "int"}),
+    "shiftmax": OpSchema(1, {"x0": "int", "n": "int", "q_max": "int", "norm_bits": "int", "masked": "int"}),
+    "iexp_softmax": OpSchema(1, {**_IEXP, "norm_bits": "int", "masked": "int"}),
     "log2_softmax": OpSchema(1, {**_IEXP, "masked": "int", "code_bits": "int"}),
     "shift_matmul": OpSchema(2, {"input_zp": "int", "code_bits": "int", "multiplier": "int", "shift": "int",
                                  "output_zp": "int", **_CLAMP}),
-    "shiftgelu": OpSchema(1, {"x0": "int", "n": "int", "sig_bits": "int", **_REQUANT1}),
+    "shiftgelu": OpSchema(1, {"x0": "int", "n": "int", "q_max": "int", "norm_bits": "int", "sig_bits": "int",
+                              **_REQUANT1}),
     "igelu": OpSchema(1, {"b_int": "int", "c_int": "int", "erf_shift": "int", "one_int": "int", **_REQUANT1}),
     "layernorm": OpSchema(1, {"norm_shift": "int", "output_zp": "int", **_CLAMP},
                           {"weight": ("int16",), "bias": ("int32",), "multiplier": ("int32",), "shift": ("int32",)}),

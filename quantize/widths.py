@@ -5,9 +5,12 @@ Rules, in order (:func:`choose_widths`):
 1. every value defaults to ``act_bits``;
 2. with ``auto_bits``, a value whose ``act_bits`` quantization has a calibration SQNR below
    ``auto_bits_sqnr_db`` (:func:`quantize.observers.sqnr_db`: large outliers relative to its RMS) gets 16 bits;
-3. with ``residual_bits``, every operand and result of a residual add gets ``residual_bits``
+3. with ``auto_bits``, softmax scores (``<attention>.scores``) whose ``act_bits`` step would exceed
+   :data:`SOFTMAX_MAX_STEP` get 16 bits: a softmax's error is absolute in its input (a step of s shifts an
+   exp by up to e^(s/2)), so its input needs a fine *absolute* step, which SQNR does not capture;
+4. with ``residual_bits``, every operand and result of a residual add gets ``residual_bits``
    (the residual stream and the sublayer outputs feeding it);
-4. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed
+5. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed
    until that layer's int32 accumulator bound ``max_oc sum|w_q| * 2^(bits-1)`` stays below 2^30 (half the
    int32 range, leaving the other half for the bias), and Q and K are narrowed until
    ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ.
@@ -26,7 +29,7 @@ from .config import QuantConfig
 from .observers import sqnr_db
 from .weights import quantize_weight
 
-ATTENTION_VALUES = ("q", "k", "v", "scores", "context")
+SOFTMAX_MAX_STEP = 1.0 / 16  # largest scores step at act_bits: exps then err by at most e^(1/32) - 1 = 3.2%
 
 
 def _accumulator_width(weights, weight_bits: int) -> int:
@@ -59,6 +62,8 @@ def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict
     if cfg.auto_bits:
         for name, obs in observers.items():
             if obs.count and not obs.integral and sqnr_db(obs, cfg.act_bits, cfg.act_symmetric) < cfg.auto_bits_sqnr_db:
+                bits[name] = 16
+            if name.endswith(".scores") and max(-obs.lo, obs.hi) / ((1 << (cfg.act_bits - 1)) - 1) > SOFTMAX_MAX_STEP:
                 bits[name] = 16
     if cfg.residual_bits is not None:
         for node in gm.graph.nodes:

@@ -48,8 +48,8 @@ LINEAR, LOG2 = 0, 1  # what a softmax row outputs
 
 
 def exp_range(attrs) -> tuple[int, int]:
-    """(q_max, norm_bits) of a node: the attributes, or the references' n and 31 where absent."""
-    return attrs.get("q_max", attrs["n"]), attrs.get("norm_bits", 31)
+    """(q_max, norm_bits) of a node; log2_softmax has no normalisation (its norm_bits slot is unused: 0)."""
+    return attrs["q_max"], attrs.get("norm_bits", 0)
 
 
 @njit(inline="always", cache=True)

@@ -9,7 +9,8 @@ ops (three dense projections, Q·Kᵀ, a softmax family, P·V, the output projec
 * ``output_projection()``: the output ``nn.Linear`` registered as the submodule ``proj``, or None when the
   projection lives outside the module (BERT);
 * ``intermediates(x, mask=None)`` -> dict of float tensors for calibration: ``q``, ``k``, ``v`` (B, H, L, dh),
-  ``scores`` (B, H, L, L, scaled, before masking), ``probs`` (B, H, L, L), ``context`` (B, L, H*dh).
+  ``scores`` (B, H, L, L, scaled; masked keys set to 0 so that padding never widens the calibrated range),
+  ``probs`` (B, H, L, L), ``context`` (B, L, H*dh).
 
 ``forward(x, mask=None)`` takes tokens (B, L, D) and an optional key mask (B, L), 1 = attend, 0 = padding.
 """
@@ -50,8 +51,12 @@ class MultiHeadAttentionBase(nn.Module):
     def intermediates(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         q, k, v = self.project(x)
         scores = (q @ k.transpose(-2, -1)) * self.scale
-        masked = scores if mask is None else scores.masked_fill(mask[:, None, None, :] == 0, float("-inf"))
-        probs = masked.softmax(dim=-1)
+        if mask is not None:
+            padding = mask[:, None, None, :] == 0
+            probs = scores.masked_fill(padding, float("-inf")).softmax(dim=-1)
+            scores = scores.masked_fill(padding, 0.0)
+        else:
+            probs = scores.softmax(dim=-1)
         context = (probs @ v).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
         return {"q": q, "k": k, "v": v, "scores": scores, "probs": probs, "context": context}
 

@@ -4,8 +4,8 @@ from ..calls import KernelCall, ints, tensor
 
 
 def exp_range(attrs) -> tuple[int, int]:
-    """(q_max, norm_bits): the attributes, or the references' n and 31 where a node lacks them (as hwsim)."""
-    return attrs.get("q_max", attrs["n"]), attrs.get("norm_bits", 31)
+    """(q_max, norm_bits); log2_softmax has no normalisation (its norm_bits slot is unused: 0)."""
+    return attrs["q_max"], attrs.get("norm_bits", 0)
 
 
 def softmax_call(model, node, exp_constants: tuple[str, ...]) -> list[KernelCall]:
