@@ -209,6 +209,7 @@ class TransformerRules:
             flat.source, split[role].source = "", value  # the float value is recorded as (heads, tokens, dim)
         q, k, v = split["q"], split["k"], split["v"]
         scores = self.value_tensor(f"{name}.scores", (heads, tokens, tokens), symmetric=True)
+        scores.scale = self.softmax_input_scale(scores.scale, tokens)
         attrs = self.requant_attrs(f64(q.scale) * f64(k.scale) * mod.scale / f64(scores.scale), scores, path)
         if mask_arg is not None:
             attrs["act_min"] += 1  # the lowest code is the mask sentinel (docs/transformer-ops.md, mask_keys)
@@ -239,6 +240,19 @@ class TransformerRules:
             out = merged
             out.source = name
         self.ir_of[name] = out.name
+
+    def softmax_input_scale(self, scale: float, n_keys: int) -> float:
+        """The calibrated scores scale, coarsened (by 2^(1/4) steps) until the softmax family's constants fit
+        int32 for ``n_keys`` keys: i-exp's polynomial constant grows as 1/S^2, so a very fine 16-bit scale can
+        leave no exp precision n >= 0 (then the scores keep a wider range than calibrated, at a coarser step)."""
+        family = "shiftmax" if self.cfg.softmax == "shiftmax" else "iexp"
+        for _ in range(64):
+            try:
+                softmax_constants(family, scale, n_keys)
+                return scale
+            except QuantizationError:
+                scale = float(np.float32(scale * 2 ** 0.25))
+        raise QuantizationError(f"no scores scale makes the {family} constants fit int32 for {n_keys} keys")
 
     def softmax(self, name: str, scores: TensorInfo, masked: bool) -> TensorInfo:
         family, n_keys = self.cfg.softmax, scores.shape[-1]
