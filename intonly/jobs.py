@@ -81,7 +81,7 @@ def run_job(args, console: Console) -> dict:
             "softmax": cfg.softmax, "gelu": cfg.gelu, "residual_bits": cfg.residual_bits, "auto_bits": cfg.auto_bits,
             "wide_tensors": sorted(t.name for t in int_model.tensors.values() if t.dtype != "float32" and t.bits > 8),
             "fp_accuracy": work.score(fp_logits), "int_accuracy": work.score(sim.outputs[0]),
-            "fp_int_top1_agreement": float(np.mean(fp_logits.argmax(1) == sim.outputs[0].argmax(1))),
+            "fp_int_top1_agreement": work.agreement(fp_logits, sim.outputs[0]),
             "bit_exact": {"c_host": mismatches == 0}, "c_host_mismatched_elements": mismatches,
             "clamp_events": int(sum(t.clamp_events for t in sim.trace)),
             "overflow_events": int(sum(t.overflows for t in sim.trace)),

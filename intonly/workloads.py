@@ -37,6 +37,8 @@ class Workload:
     score: Callable[[np.ndarray], float | None]
     config: QuantConfig = field(default_factory=QuantConfig)
     extra: Callable[[np.ndarray, np.ndarray], dict] = lambda fp, q: {}
+    agreement: Callable[[np.ndarray, np.ndarray], float] = \
+        lambda fp, q: float(np.mean(np.argmax(fp, axis=1) == np.argmax(q, axis=1)))
 
 
 def top1(labels) -> Callable[[np.ndarray], float | None]:
@@ -81,7 +83,8 @@ def minilm_workload() -> Workload:
                               "n_confident": nn["n_confident"], "n": nn["n"]}}
 
     return Workload("minilm_l6", load_minilm(), [ids[calib_rows], mask[calib_rows]],
-                    [ids[eval_rows], mask[eval_rows]], score, QuantConfig.transformer(), extra)
+                    [ids[eval_rows], mask[eval_rows]], score, QuantConfig.transformer(), extra,
+                    lambda fp, q: minilm.retrieval_agreement(fp, q)["plain"])
 
 
 def file_workload(spec: str, data_path: str | None) -> Workload:
