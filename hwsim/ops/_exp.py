@@ -53,12 +53,19 @@ def exp_range(attrs) -> tuple[int, int]:
 
 
 @njit(inline="always", cache=True)
+def floor_div_nonpos(t, x0):
+    """``t // x0`` for ``t <= 0`` and ``x0 < 0`` (so the quotient is >= 0 and floor = truncation), as one unsigned
+    division: the same value as Python's floor division, without its sign fix-ups (measured ~2x faster)."""
+    return np.int64(np.uint64(-t) // np.uint64(-x0))
+
+
+@njit(inline="always", cache=True)
 def shift_exp(d, x0, n, q_max):
     """I-ViT shift-exp of ``d <= 0``; scale S / 2^n (see the module docstring)."""
     d = np.int64(d)
     x0 = np.int64(x0)
     t = max(d + (d >> 1) - (d >> 4), np.int64(q_max) * x0)
-    q = t // x0
+    q = floor_div_nonpos(t, x0)
     r = t - x0 * q
     return ((r - 2 * x0) << n) >> (q + 1)
 
@@ -68,7 +75,7 @@ def i_exp(d, x0, n, q_max, b_int, c_int):
     """I-BERT i-exp of ``d <= 0``: returns ``(e, 1 if the polynomial z left int32 else 0)``."""
     x0 = np.int64(x0)
     t = max(np.int64(d), np.int64(q_max) * x0)
-    q = t // x0
+    q = floor_div_nonpos(t, x0)
     r = t - x0 * q
     z = (r + b_int) * r + c_int
     return ((z << n) >> q) if z > 0 else np.int64(0), np.int64((z > INT32_MAX) | (z < INT32_MIN))

@@ -4,10 +4,10 @@
 The per-sample input is (..., K): every leading index is one row (a token of a sequence), output (..., N)."""
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..numerics import requant, saturate
-from ._weighted import gemm_fast_path, weighted_params
+from ._weighted import GEMM_BLOCK_ROWS, epilogue_constants, exact_gemm_dtype, requant_block, weighted_params
 
 
 @njit(cache=True)
@@ -27,15 +27,33 @@ def dense_reference(x, w, bias, mult, shift, in_zp, out_zp, lo, hi, mode, out):
     return events
 
 
+@njit(parallel=True, cache=True)
+def dense_gemm_blocks(xf, wT, bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out, block):
+    """The fast path: ``out[r] = clamp(R(xf[r] @ wT + bias) + out_zp, lo, hi)`` for blocks of ``block`` rows, one
+    block per Numba thread. ``xf`` holds ``x - input_zp`` as floats; the GEMM is exact by
+    :func:`exact_gemm_dtype` (every partial sum below 2^24 for float32, 2^53 for float64)."""
+    n_blocks = (xf.shape[0] + block - 1) // block
+    events = np.zeros(n_blocks, dtype=np.int64)
+    for i in prange(n_blocks):
+        r0 = i * block
+        r1 = min(xf.shape[0], r0 + block)
+        events[i] = requant_block(np.dot(xf[r0:r1], wT), bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off,
+                                  out, r0, 0)
+    return events.sum()
+
+
 def run(model, node, inputs, ctx):
     a = node.attrs
     w, bias, mult, shift, max_abs_x = weighted_params(model, node)
     x = np.ascontiguousarray(inputs[0]).reshape(-1, w.shape[1])
     out_shape = inputs[0].shape[:-1] + (w.shape[0],)
     out = np.empty((x.shape[0], w.shape[0]), dtype=model.tensors[node.outputs[0]].dtype)
-    if ctx.fast:  # a 1x1 convolution of a 1x1 image
-        events = gemm_fast_path(x.reshape(len(x), 1, 1, -1), w.reshape(w.shape[0], 1, 1, -1), bias, mult, shift,
-                                max_abs_x, a, ctx.mode, out.reshape(len(x), 1, 1, -1))
+    if ctx.fast:
+        ftype = exact_gemm_dtype(w, max_abs_x)
+        xf = x.astype(ftype) - ftype(a["input_zp"])
+        events = dense_gemm_blocks(xf, np.ascontiguousarray(w.T, dtype=ftype), bias, mult, shift, a["output_zp"],
+                                   a["act_min"], a["act_max"], ctx.mode,
+                                   *epilogue_constants(bias, mult, shift, a["output_zp"]), out, GEMM_BLOCK_ROWS)
     else:
         events = dense_reference(x, w, bias, mult, shift, a["input_zp"], a["output_zp"], a["act_min"], a["act_max"],
                                  ctx.mode, out)

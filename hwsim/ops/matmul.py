@@ -2,14 +2,18 @@
 
 Per sample, ``a`` is (..., M, K) and ``b`` is (..., K, N), or (..., N, K) with ``transpose_b``; leading
 dimensions are equal (no broadcasting). ``acc[..., m, n] = sum_k (a[..., m, k] - zp_a) * (b[..., k, n] - zp_b)``
-in int32 (the validator proves ``K * max|a - zp_a| * max|b - zp_b| < 2**31``), then
+in int32 (the validator proves the bound of quantize/bounds.py ``matmul_bound``: ``K * max|a - zp_a| * max|b - zp_b|``,
+or, when ``a`` is a softmax's probabilities, their row-sum bound ``2^(bits-1) * max|b - zp_b|``), then
 ``y = clamp(R(acc; multiplier, shift) + output_zp, act_min, act_max)`` with one per-tensor multiplier.
-The fast path is an exact float GEMM (float32 when that bound is below 2**24, else float64) and the
-shared requant epilogue; the reference is the scalar loop.
+The fast path is an exact float GEMM per batch entry, one entry per Numba thread (float32 when that same bound,
+which bounds every partial sum, is below 2**24, else float64), and the shared requant epilogue; the reference
+is the scalar loop.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
+
+from quantize.bounds import matmul_bound
 
 from ..numerics import requant, saturate
 from ._weighted import epilogue_constants, requant_block
@@ -33,12 +37,23 @@ def matmul_reference(a, b, zpa, zpb, mult, shift, out_zp, lo, hi, mode, out):
     return events
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def requant_batches(acc, bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out):
-    events = 0
-    for g in range(acc.shape[0]):
-        events += requant_block(acc[g], bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out[g], 0, 0)
-    return events
+    """out[g] = requant(acc[g]) for accumulators already computed (integers held in floats), in parallel."""
+    events = np.zeros(acc.shape[0], dtype=np.int64)
+    for g in prange(acc.shape[0]):
+        events[g] = requant_block(acc[g], bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out[g], 0, 0)
+    return events.sum()
+
+
+@njit(parallel=True, cache=True)
+def gemm_requant_batches(a, b, bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out):
+    """a: (B, M, K), b: (B, K, N) floats already offset by their zero points; out[g] = requant(a[g] @ b[g])."""
+    events = np.zeros(a.shape[0], dtype=np.int64)
+    for g in prange(a.shape[0]):
+        acc = np.dot(a[g], b[g])
+        events[g] = requant_block(acc, bias, mult, shift, out_zp, lo, hi, mode, rnd, shr, off, out[g], 0, 0)
+    return events.sum()
 
 
 def run(model, node, inputs, ctx):
@@ -53,14 +68,13 @@ def run(model, node, inputs, ctx):
     out = np.empty((a.shape[0], a.shape[1], b.shape[2]), dtype=out_info.dtype)
     lo, hi = attrs["act_min"], attrs["act_max"]
     if ctx.fast:
-        spans = [max(abs(q - zp) for q in model.tensors[t].qrange()) for t, zp in zip(node.inputs, (zpa, zpb))]
-        ftype = np.float32 if a.shape[2] * spans[0] * spans[1] < 2**24 else np.float64
-        acc = np.matmul(a.astype(ftype) - ftype(zpa), b.astype(ftype) - ftype(zpb))
+        ftype = np.float32 if matmul_bound(model, node) < 2**24 else np.float64
         n = b.shape[2]
         bias, mult, shift = np.zeros(n, np.int64), np.full(n, attrs["multiplier"], np.int64), np.full(
             n, attrs["shift"], np.int64)
-        events = requant_batches(acc, bias, mult, shift, attrs["output_zp"], lo, hi, ctx.mode,
-                                 *epilogue_constants(bias, mult, shift, attrs["output_zp"]), out)
+        events = gemm_requant_batches(a.astype(ftype) - ftype(zpa), b.astype(ftype) - ftype(zpb), bias, mult, shift,
+                                      attrs["output_zp"], lo, hi, ctx.mode,
+                                      *epilogue_constants(bias, mult, shift, attrs["output_zp"]), out)
     else:
         events = matmul_reference(a, b, zpa, zpb, attrs["multiplier"], attrs["shift"], attrs["output_zp"], lo, hi,
                                   ctx.mode, out)
