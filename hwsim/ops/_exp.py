@@ -36,12 +36,11 @@ The attributes ``q_max`` and ``norm_bits`` default to ``n`` and 31 (the referenc
 does not carry them.
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange
 
 from ..numerics import INT32_MAX, INT32_MIN
+from ._compile import reference_and_parallel
 
 SHIFT_EXP, I_EXP = 0, 1  # which exp a softmax row uses
 LINEAR, LOG2 = 0, 1  # what a softmax row outputs
@@ -143,17 +142,6 @@ def _softmax_rows(x, masked, sentinel, kind, x0, n, q_max, b_int, c_int, out_kin
         counts[r, 0] = divides
         counts[r, 1] = over
     return counts[:, 0].sum(), counts[:, 1].sum()
-
-
-def reference_and_parallel(func):
-    """``func`` compiled as the scalar reference (``njit``) and as the fast path (``njit(parallel=True)``, its
-    ``prange`` loops threaded). The fast path compiles a renamed copy of ``func``: Numba's on-disk cache keys an
-    entry by function, signature and bytecode but not by compile flags, so the two variants of one function would
-    share a cache entry and whichever compiled first would serve both."""
-    twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_parallel", func.__defaults__,
-                              func.__closure__)
-    twin.__qualname__ = func.__qualname__ + "_parallel"
-    return njit(cache=True)(func), njit(parallel=True, cache=True)(twin)
 
 
 softmax_kernels = reference_and_parallel(_softmax_rows)

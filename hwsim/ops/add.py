@@ -7,9 +7,10 @@ The validator proves |s_a| + |s_b| < 2**31 (TFLM's input multipliers are below 1
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..numerics import requant, saturate
+from ._compile import reference_and_parallel
 
 
 def _add(xa, xb, zpa, zpb, left, ma, ca, mb, cb, mo, co, out_zp, lo, hi, mode, out):
@@ -25,8 +26,7 @@ def _add(xa, xb, zpa, zpb, left, ma, ca, mb, cb, mo, co, out_zp, lo, hi, mode, o
     return counts.sum()
 
 
-add_reference = njit(cache=True)(_add)
-add_parallel = njit(parallel=True, cache=True)(_add)
+add_reference, add_parallel = reference_and_parallel(_add)
 
 
 def run(model, node, inputs, ctx):

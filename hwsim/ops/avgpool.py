@@ -7,9 +7,10 @@ from zero, exactly TFLM's AVERAGE_POOL_2D division. |total| <= kh*kw*2**15 fits 
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..numerics import div_round_away, saturate
+from ._compile import reference_and_parallel
 
 
 def _avgpool(x, kh, kw, sh, sw, pt, pl, include_pad, pad_value, lo, hi, out):
@@ -43,8 +44,7 @@ def _avgpool(x, kh, kw, sh, sw, pt, pl, include_pad, pad_value, lo, hi, out):
     return counts.sum()
 
 
-avgpool_reference = njit(cache=True)(_avgpool)
-avgpool_parallel = njit(parallel=True, cache=True)(_avgpool)
+avgpool_reference, avgpool_parallel = reference_and_parallel(_avgpool)
 
 
 def run(model, node, inputs, ctx):

@@ -5,7 +5,9 @@ outside ``[0, V)`` is clamped to the nearest row and counted as a clamp event.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._compile import reference_and_parallel
 
 
 def _embedding(ids, weight, out):
@@ -22,8 +24,7 @@ def _embedding(ids, weight, out):
     return counts.sum()
 
 
-embedding_reference = njit(cache=True)(_embedding)
-embedding_parallel = njit(parallel=True, cache=True)(_embedding)
+embedding_reference, embedding_parallel = reference_and_parallel(_embedding)
 
 
 def run(model, node, inputs, ctx):

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..numerics import INT32_MAX, INT32_MIN, div_round_away, isqrt, requant, saturate
+from ._compile import reference_and_parallel
 
 
 @njit(inline="always", cache=True)
@@ -68,8 +69,7 @@ def _layernorm(x, weight, bias, mult, shift, k, out_zp, lo, hi, mode, out):
     return events[:, 0].sum(), events[:, 1].sum()
 
 
-layernorm_reference = njit(cache=True)(_layernorm)
-layernorm_parallel = njit(parallel=True, cache=True)(_layernorm)
+layernorm_reference, layernorm_parallel = reference_and_parallel(_layernorm)
 
 
 def run(model, node, inputs, ctx):

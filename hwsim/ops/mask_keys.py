@@ -6,7 +6,9 @@ the scores tensor's bit width, the sentinel the masked softmax ops skip (the pro
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._compile import reference_and_parallel
 
 
 def _mask_keys(scores, mask, per_sample, qmin, out):
@@ -18,8 +20,7 @@ def _mask_keys(scores, mask, per_sample, qmin, out):
             out[r, n] = scores[r, n] if keep[n] != 0 else qmin
 
 
-mask_keys_reference = njit(cache=True)(_mask_keys)
-mask_keys_parallel = njit(parallel=True, cache=True)(_mask_keys)
+mask_keys_reference, mask_keys_parallel = reference_and_parallel(_mask_keys)
 
 
 def run(model, node, inputs, ctx):

@@ -1,7 +1,9 @@
 """maxpool: maximum over the in-bounds taps of each window (padding never wins); same scale in and out."""
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from ._compile import reference_and_parallel
 
 
 def _maxpool(x, kh, kw, sh, sw, pt, pl, dh, dw, out):
@@ -22,8 +24,7 @@ def _maxpool(x, kh, kw, sh, sw, pt, pl, dh, dw, out):
                 out[n, oy, ox, c] = best
 
 
-maxpool_reference = njit(cache=True)(_maxpool)
-maxpool_parallel = njit(parallel=True, cache=True)(_maxpool)
+maxpool_reference, maxpool_parallel = reference_and_parallel(_maxpool)
 
 
 def run(model, node, inputs, ctx):

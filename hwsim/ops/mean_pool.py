@@ -14,9 +14,10 @@ with ``cnt > 0``.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..numerics import INT32_MAX, INT32_MIN, div_round_away, saturate
+from ._compile import reference_and_parallel
 
 
 def _mean_pool(x, mask, per_sample, in_zp, out_zp, lo, hi, out):
@@ -47,8 +48,7 @@ def _mean_pool(x, mask, per_sample, in_zp, out_zp, lo, hi, out):
     return counts[:, 0].sum(), counts[:, 1].sum(), counts[:, 2].sum()
 
 
-mean_pool_reference = njit(cache=True)(_mean_pool)
-mean_pool_parallel = njit(parallel=True, cache=True)(_mean_pool)
+mean_pool_reference, mean_pool_parallel = reference_and_parallel(_mean_pool)
 
 
 def run(model, node, inputs, ctx):

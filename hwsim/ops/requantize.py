@@ -2,9 +2,10 @@
 Used where a tensor must change scale (e.g. concat inputs brought to the output's scale)."""
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..numerics import requant, saturate
+from ._compile import reference_and_parallel
 
 
 def _requantize(x, in_zp, mult, shift, out_zp, lo, hi, mode, out):
@@ -18,8 +19,7 @@ def _requantize(x, in_zp, mult, shift, out_zp, lo, hi, mode, out):
     return counts.sum()
 
 
-requantize_reference = njit(cache=True)(_requantize)
-requantize_parallel = njit(parallel=True, cache=True)(_requantize)
+requantize_reference, requantize_parallel = reference_and_parallel(_requantize)
 
 
 def run(model, node, inputs, ctx):

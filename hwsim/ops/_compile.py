@@ -1,0 +1,16 @@
+"""How an op's loop is compiled twice: as the scalar reference kernel and as the parallel fast path."""
+
+import types
+
+from numba import njit
+
+
+def reference_and_parallel(func):
+    """``func`` compiled as the scalar reference (``njit``) and as the fast path (``njit(parallel=True)``, its
+    ``prange`` loops threaded). The fast path compiles a renamed copy of ``func``: Numba's on-disk cache keys an
+    entry by function, signature and bytecode but not by compile flags, so the two variants of one function would
+    share a cache entry and whichever compiled first would serve both."""
+    twin = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_parallel", func.__defaults__,
+                              func.__closure__)
+    twin.__qualname__ = func.__qualname__ + "_parallel"
+    return njit(cache=True)(func), njit(parallel=True, cache=True)(twin)
