@@ -169,6 +169,11 @@ def print_wide_tensors(model: IntModel, console: Console) -> None:
         table.add_row(t.name, str(t.bits), t.dtype, "x".join(map(str, t.shape)), f"{nbytes:,}", f"{nbytes - count:,}")
     console.print(table)
     console.print(f"{len(wide)} tensors wider than 8 bits: {extra_total:,} extra bytes per sample over int8 storage")
+    for node in model.nodes:  # tables chosen 16-bit by the same width rule (weights are otherwise weight_bits)
+        if node.op == "embedding" and model.param(node, "weight").dtype.itemsize > 1:
+            table = model.param(node, "weight")
+            console.print(f"embedding table {node.params['weight']} is int16: {table.nbytes:,} bytes "
+                          f"({table.size:,} extra over int8)")
 
 
 def compare_job(args, console: Console) -> list:
