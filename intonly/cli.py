@@ -1,4 +1,4 @@
-"""The ``intonly`` command line: run, inspect, compare.
+"""The ``intonly`` command line: run, inspect, compare, estimate, targets.
 
 Any :class:`quantize.errors.IntonlyError` becomes one message on stderr and exit code 2.
 """
@@ -14,7 +14,7 @@ from quantize.errors import IntonlyError
 from quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
 from quantize.ops import ROUNDING_MODES
 
-from . import jobs
+from . import jobs, targets_cli
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_options(cmp)
     cmp.add_argument("--int-model", help="an .intonly file to compare instead of quantizing again")
     cmp.add_argument("--json", help="also write the rows to this JSON file")
+    targets_cli.add_parser(sub)
     return parser
 
 
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             jobs.inspect_job(args.file, console)
         elif args.command == "compare":
             jobs.compare_job(args, console)
+        elif args.command == "targets":
+            targets_cli.run(args, console)
     except IntonlyError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
