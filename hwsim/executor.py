@@ -9,8 +9,10 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the controller scans)
 from threadpoolctl import ThreadpoolController
 
+from quantize.bounds import node_bounds
 from quantize.errors import ConfigError
 from quantize.ir import IntModel, Node
+from targets.spec import Target
 
 from .numerics import ROUNDING_IDS
 
@@ -56,14 +58,35 @@ def _kernel(op: str):
     return importlib.import_module(f"hwsim.ops.{op}").run
 
 
+def target_rounding(model: IntModel, target: Target) -> str:
+    """The rounding mode ``model`` runs in on ``target``'s integer pipeline, after checking that the target's
+    accumulator is wide enough for every accumulator bound of the model (quantize/bounds.py proves them for
+    int32; a wider accumulator computes the same values, a narrower one must still hold each bound)."""
+    bits = target.numerics.accumulator_bits
+    if bits < 32:
+        limit = 2 ** (bits - 1) - 1
+        for node in model.nodes:
+            for b in node_bounds(model, node):
+                if b.limit == 2**31 - 1 and b.value > limit:
+                    raise ConfigError(f"target {target.name!r} accumulates in {bits} bits, but node {node.name!r} "
+                                      f"({node.op}) needs |{b.what}| up to {b.value:,} > {limit:,}")
+    return target.numerics.rounding
+
+
 def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True, quantized: bool = False,
-             keep_values: bool = False) -> SimResult:
+             keep_values: bool = False, target: Target | None = None) -> SimResult:
     """Execute ``model`` on a batch ``x`` (float, in the graph input's layout, batch first).
 
-    ``rounding`` overrides the model's requant rounding mode (to run it as another target would).
+    ``rounding`` overrides the model's requant rounding mode; ``target`` runs it as that target's integer
+    pipeline does (its numerics' rounding mode, after :func:`target_rounding`'s accumulator check). Give at
+    most one of them.
     ``fast=False`` uses the scalar reference kernels only. ``quantized=True`` means ``x`` is already
     the integer output of the input ``quantize`` node (what generated C receives).
     """
+    if target is not None:
+        if rounding is not None:
+            raise ConfigError("give either rounding or target, not both (a target fixes its rounding mode)")
+        rounding = target_rounding(model, target)
     mode_name = rounding or model.rounding
     if mode_name not in ROUNDING_IDS:
         raise ConfigError(f"rounding mode {mode_name!r} is not one of {sorted(ROUNDING_IDS)}")

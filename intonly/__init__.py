@@ -1,9 +1,11 @@
 """intonly: integer-only neural-network deployment.
 
-    from intonly import quantize, simulate, compare, emit_c, build_and_run, QuantConfig
+    from intonly import quantize, simulate, compare, estimate, compare_targets, emit_c, build_and_run, QuantConfig
 """
 
-from .api import LayerCompare, QuantConfig, build_and_run, compare, emit_c, quantize, simulate
+from .api import (LayerCompare, QuantConfig, TargetDiff, build_and_run, compare, compare_targets, emit_c, estimate,
+                  quantize, simulate)
 from quantize.ir import IntModel
 
-__all__ = ["quantize", "simulate", "compare", "emit_c", "build_and_run", "QuantConfig", "IntModel", "LayerCompare"]
+__all__ = ["quantize", "simulate", "compare", "estimate", "compare_targets", "emit_c", "build_and_run",
+           "QuantConfig", "IntModel", "LayerCompare", "TargetDiff"]

@@ -10,13 +10,17 @@ import numpy as np
 
 from codegen.c.emit import CProject, emit_c
 from codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
+from hwsim.cost import Estimate
+from hwsim.cost import estimate as _estimate
 from hwsim.executor import simulate
 from quantize.capture import capture, run_recording
 from quantize.config import QuantConfig
 from quantize.ir import IntModel
 from quantize.lower import quantize as _quantize
+from targets import Target, load_target
 
-__all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c", "build_and_run", "LayerCompare"]
+__all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c", "build_and_run", "LayerCompare",
+           "estimate", "compare_targets", "TargetDiff"]
 
 
 def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
@@ -81,3 +85,44 @@ def build_and_run(int_model: IntModel, out_dir, int_inputs, rounding: str | None
 
 def accuracy(logits: np.ndarray, labels) -> float | None:
     return None if labels is None else float(np.mean(np.argmax(logits, axis=1) == np.asarray(labels)))
+
+
+def _targets(specs) -> list[Target]:
+    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    return [t if isinstance(t, Target) else load_target(t.strip()) for t in items]
+
+
+def estimate(int_model: IntModel, targets, batch: int = 1) -> list[Estimate]:
+    """Latency, energy, peak RAM and flash of ``int_model`` on each target (names such as "cortex-m7@480MHz",
+    a comma-separated string of them, or :class:`targets.Target` objects); see hwsim/cost.py for the rules."""
+    return [_estimate(int_model, t, batch) for t in _targets(targets)]
+
+
+@dataclass
+class TargetDiff:
+    """One tensor under two targets' integer pipelines: how many elements differ and by how much (in LSBs)."""
+
+    node: str
+    op: str
+    tensor: str
+    elements: int
+    differing: int
+    max_abs_lsb: int
+
+
+def compare_targets(int_model: IntModel, x, targets) -> dict[str, list[TargetDiff]]:
+    """Run ``int_model`` on ``x`` under each target's pipeline (hwsim, the target's numerics); for every target
+    after the first, the per-tensor differences against the first target, in model order."""
+    ts = _targets(targets)
+    runs = [simulate(int_model, x, target=t, keep_values=True) for t in ts]
+    result = {}
+    for t, run in zip(ts[1:], runs[1:]):
+        rows = []
+        for node in int_model.integer_nodes():
+            name = node.outputs[0]
+            a, b = runs[0].values[name].astype(np.int64), run.values[name].astype(np.int64)
+            delta = np.abs(a - b)
+            rows.append(TargetDiff(node.name, node.op, name, int(a.size), int(np.count_nonzero(delta)),
+                                   int(delta.max(initial=0))))
+        result[t.label] = rows
+    return result
