@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
+from quantize.errors import ConfigError
 from quantize.ir import IntModel, Node
 from quantize.memory import constant_bytes, plan_model_arena, tensor_bytes
 from targets.spec import MemoryLevel, Target
@@ -119,6 +120,8 @@ def layer_cost(model: IntModel, node: Node, target: Target, batch: int = 1) -> L
 
 def estimate(model: IntModel, target: Target, batch: int = 1) -> Estimate:
     """Per-layer and total latency, energy, peak RAM and flash of ``model`` on ``target`` for ``batch`` samples."""
+    if batch < 1:
+        raise ConfigError(f"batch must be >= 1, got {batch}")
     layers = [layer_cost(model, node, target, batch) for node in model.nodes]
     latency = sum(layer.latency_ms for layer in layers)
     static = target.static_mw.value * latency

@@ -51,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_quant_options(cmp)
     cmp.add_argument("--int-model", help="an .intonly file to compare instead of quantizing again")
     cmp.add_argument("--json", help="also write the rows to this JSON file")
+    cmp.add_argument("--targets", help="instead: run the integer model under each of these targets' pipelines "
+                                       "(comma-separated, e.g. cortex-m7,nvidia-t4) and show where the bits differ "
+                                       "from the first target's")
+    cmp.add_argument("--target-dir", action="append", default=[], help="a directory of third-party target files")
+    est = sub.add_parser("estimate", help="per-layer latency, energy, peak RAM and flash on one or more targets")
+    est.add_argument("model", help="an .intonly file, or a bundled demo name (digits, vit, minilm) to quantize first")
+    est.add_argument("--data", help=argparse.SUPPRESS)
+    est.add_argument("--target", help="comma-separated targets, NAME or NAME@480MHz (default: every target)")
+    est.add_argument("--target-dir", action="append", default=[], help="a directory of third-party target files")
+    est.add_argument("--batch", type=int, default=1, help="samples per inference (default 1)")
+    est.add_argument("--layers", action="store_true", help="also print the per-layer table of every target")
+    est.add_argument("--out", help="folder for estimate.json/.png/.html (default out/estimate/<model>)")
     targets_cli.add_parser(sub)
     return parser
 
@@ -64,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             jobs.inspect_job(args.file, console)
         elif args.command == "compare":
             jobs.compare_job(args, console)
+        elif args.command == "estimate":
+            jobs.estimate_job(args, console)
         elif args.command == "targets":
             targets_cli.run(args, console)
     except IntonlyError as exc:

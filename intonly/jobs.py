@@ -16,9 +16,12 @@ from rich.table import Table
 
 from quantize.bounds import node_bounds
 from quantize.config import QuantConfig
+from quantize.errors import ConfigError
 from quantize.ir import IntModel
 
-from . import api
+from targets import list_targets, load_target
+
+from . import api, estimate_report
 from .workloads import DEMOS, float_outputs, load_workload
 
 
@@ -181,6 +184,8 @@ def compare_job(args, console: Console) -> list:
     int_model = IntModel.load(args.int_model) if args.int_model else \
         api.quantize(work.model, work.calib, config_from(args, work.config), name=work.name)
     x = [a[:256] for a in work.x]
+    if args.targets:
+        return compare_targets_job(int_model, x, args, console)
     rows = api.compare(work.model, int_model, x, rounding=args.rounding if not args.int_model else None)
     table = Table(title=f"FP32 vs INT per layer: {work.name} ({len(x[0])} samples)")
     for col in ("node", "op", "bits", "SQNR dB", "max |Δ| LSB", "mean |Δ| LSB"):
@@ -191,3 +196,53 @@ def compare_job(args, console: Console) -> list:
     if args.json:
         Path(args.json).write_text(json.dumps([r.as_dict() for r in rows], indent=2))
     return rows
+
+
+def compare_targets_job(int_model: IntModel, x, args, console: Console) -> dict:
+    """``compare --targets a,b,...``: the model under each target's integer pipeline against the first target's."""
+    targets = [load_target(t.strip(), args.target_dir) for t in args.targets.split(",")]
+    if len(targets) < 2:
+        raise ConfigError(f"--targets needs at least two targets, got {args.targets!r}")
+    diffs = api.compare_targets(int_model, x, targets)
+    ref = targets[0]
+    for label, rows in diffs.items():
+        other = next(t for t in targets if t.label == label)
+        table = Table(title=f"{int_model.name}: {label} ({other.numerics.rounding}) vs {ref.label} "
+                            f"({ref.numerics.rounding}), {len(x[0])} samples")
+        for col in ("node", "op", "elements", "differing", "differing %", "max |Δ| LSB"):
+            table.add_column(col, justify="left" if col in ("node", "op") else "right")
+        for r in rows:
+            table.add_row(r.node, r.op, f"{r.elements:,}", f"{r.differing:,}",
+                          f"{100 * r.differing / r.elements:.3f}", str(r.max_abs_lsb))
+        console.print(table)
+        first = next((r for r in rows if r.differing), None)
+        console.print("identical bits in every tensor" if first is None else
+                      f"first difference at {first.node} ({first.op}); output tensor differs in "
+                      f"{rows[-1].differing:,} of {rows[-1].elements:,} elements")
+    result = {label: [dataclasses.asdict(r) for r in rows] for label, rows in diffs.items()}
+    if args.json:
+        Path(args.json).write_text(json.dumps({"reference": ref.label, "diffs": result}, indent=1))
+    return result
+
+
+def estimate_job(args, console: Console) -> list:
+    """``intonly estimate``: the cost model of an .intonly file (or a bundled demo, quantized first) on targets."""
+    if Path(args.model).is_file():
+        int_model = IntModel.load(args.model)
+    else:
+        work = load_workload(args.model, args.data)
+        with console.status(f"quantizing {work.name}"):
+            int_model = api.quantize(work.model, work.calib, work.config, name=work.name)
+    targets = [load_target(t.strip(), args.target_dir) for t in args.target.split(",")] if args.target else \
+        list_targets(args.target_dir)
+    estimates = api.estimate(int_model, targets, batch=args.batch)
+    out = Path(args.out or f"out/estimate/{int_model.name}")
+    with staged_output(out) as stage:
+        estimate_report.write_json(int_model.name, estimates, stage / "estimate.json")
+        estimate_report.plot(int_model.name, estimates, stage / "estimate.png", stage / "estimate.html")
+    console.print(estimate_report.totals_table(int_model.name, estimates))
+    if args.layers:
+        for e in estimates:
+            console.print(estimate_report.layers_table(e))
+    console.print(f"wrote {out}/estimate.json, estimate.png, estimate.html")
+    return estimates
