@@ -1,8 +1,14 @@
-"""MobileNetV2 (width 1.0, 224x224, 1000 classes) in plain torch.nn, laid out as torchvision's
-``mobilenet_v2`` (same block structure, channel counts, strides; no torchvision import).
+"""MobileNetV2 (1000 classes) in plain torch.nn, laid out as torchvision's ``mobilenet_v2`` (same block
+structure, channel counts, strides; no torchvision import), with a width multiplier and any input resolution.
 
-Used by ``bench/sim_throughput.py`` as a realistic-size CNN with random weights. BatchNorm running
-statistics are made non-trivial by :func:`build` so the quantization ranges resemble a trained net's.
+Channels are ``_make_divisible(c * width_mult, 8)`` exactly as torchvision and TF-slim round them. The
+last 1x1 conv has ``_make_divisible(1280 * max(1, width_mult))`` channels by default (torchvision, Keras);
+``last_channel=`` overrides it -- the MCUNet model zoo's ``mbv2-w0.35`` scales it with the width
+(``_make_divisible(1280 * 0.35) = 448``, TF-slim's default), see ``bench/zoo.py``.
+
+Used by ``bench/sim_throughput.py`` (width 1.0, 224x224) and ``bench/zoo.py`` as realistic-size CNNs with
+random weights. BatchNorm running statistics are made non-trivial by :func:`realistic_bn_stats` (called by
+:func:`build`) so the quantization ranges resemble a trained net's.
 """
 
 from __future__ import annotations
@@ -48,10 +54,11 @@ class MobileNetV2(nn.Module):
     SETTING = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2],
                [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1]]
 
-    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2):
+    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, dropout: float = 0.2,
+                 last_channel: int | None = None):
         super().__init__()
         input_channel = _make_divisible(32 * width_mult)
-        self.last_channel = _make_divisible(1280 * max(1.0, width_mult))
+        self.last_channel = last_channel or _make_divisible(1280 * max(1.0, width_mult))
         features: list[nn.Module] = [ConvBNReLU6(3, input_channel, stride=2)]
         for t, c, n, s in self.SETTING:
             output_channel = _make_divisible(c * width_mult)
@@ -79,14 +86,14 @@ class MobileNetV2(nn.Module):
         return self.classifier(x)
 
 
-def build(seed: int = 0, calib_batches: int = 2, batch: int = 4, size: int = 224) -> MobileNetV2:
-    """A MobileNetV2 with random weights whose BatchNorm layers hold realistic running statistics:
-    random affine parameters, and running mean/var accumulated over a few random input batches in
-    train mode (momentum None = cumulative average), then eval mode."""
-    torch.manual_seed(seed)
-    model = MobileNetV2()
+def realistic_bn_stats(model: nn.Module, input_shape: tuple[int, ...], calib_batches: int = 2,
+                       batch: int = 4) -> nn.Module:
+    """Give every BatchNorm layer of ``model`` realistic statistics, using the global torch RNG (seed it
+    first): random affine parameters (weight U(0.5, 1.5), bias N(0, 0.1)), and running mean/var accumulated
+    over ``calib_batches`` random N(0,1) batches of ``batch`` x ``input_shape`` in train mode (momentum None
+    = cumulative average); returns the model in eval mode."""
     for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.uniform_(m.weight, 0.5, 1.5)
             nn.init.normal_(m.bias, 0.0, 0.1)
             m.momentum = None
@@ -94,8 +101,17 @@ def build(seed: int = 0, calib_batches: int = 2, batch: int = 4, size: int = 224
     model.train()
     with torch.no_grad():
         for _ in range(calib_batches):
-            model(torch.randn(batch, 3, size, size))
+            model(torch.randn(batch, *input_shape))
     return model.eval()
+
+
+def build(seed: int = 0, calib_batches: int = 2, batch: int = 4, size: int = 224, width_mult: float = 1.0,
+          last_channel: int | None = None) -> MobileNetV2:
+    """A MobileNetV2 with random weights (torchvision's initialisation after ``torch.manual_seed(seed)``)
+    whose BatchNorm layers hold realistic statistics for ``size`` x ``size`` inputs (:func:`realistic_bn_stats`)."""
+    torch.manual_seed(seed)
+    model = MobileNetV2(width_mult=width_mult, last_channel=last_channel)
+    return realistic_bn_stats(model, (3, size, size), calib_batches, batch)
 
 
 if __name__ == "__main__":
