@@ -1,4 +1,17 @@
 """targets: declarative descriptions of deployment targets (numerics, throughput, memory, energy, toolchain).
 
-Empty until the targets issue lands; the C code generator currently has one family, ``generic`` (host gcc).
+One TOML file per target (``targets/specs/<name>.toml``, format in docs/targets.md), every number with its source.
+:func:`load_target` resolves ``NAME``, ``NAME@480MHz`` or a path; :func:`list_targets` lists every target on the
+search path (built-in, ``$INTONLY_TARGET_PATH``, ``--target-dir``, ``intonly.targets`` entry points). Problems raise
+:class:`TargetError` naming the file and the field. This package imports nothing of intonly but
+``quantize.errors``.
 """
+
+from .loader import (TargetError, describe, list_targets, load_file, load_target, parse_clock, parse_document,
+                     search_dirs, to_document)
+from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDINGS, SATURATIONS, MemoryLevel, Numerics, Sourced, Target,
+                   Toolchain)
+
+__all__ = ["load_target", "list_targets", "load_file", "parse_clock", "parse_document", "to_document", "describe",
+           "search_dirs", "TargetError", "Target", "Numerics", "MemoryLevel", "Toolchain", "Sourced", "OP_CLASSES",
+           "KINDS", "ROUNDINGS", "SATURATIONS", "HOLDS"]
