@@ -34,12 +34,13 @@ import hashlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn as nn
+from torch import nn
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -47,8 +48,8 @@ for _p in (str(HERE), str(REPO)):  # bench/mobilenetv2.py; the repo when not pip
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-import mobilenetv2  # noqa: E402
-from mobilenetv2 import _make_divisible, realistic_bn_stats  # noqa: E402
+import mobilenetv2
+from mobilenetv2 import _make_divisible, realistic_bn_stats
 
 CACHE_DIR = HERE / ".cache"
 CALIB_SEED = 0
@@ -66,7 +67,7 @@ class MobileNetV1(nn.Module):
     """Howard et al. 2017, Table 1: a 3x3/2 conv, 13 depthwise-separable blocks, global average pool, FC."""
 
     # (output channels of the pointwise conv, stride of the depthwise conv)
-    SETTING = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
+    SETTING: ClassVar = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
                (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2), (1024, 1)]
 
     def __init__(self, alpha: float = 1.0, num_classes: int = 1000, dropout: float = 0.001, min_depth: int = 8):
@@ -143,7 +144,7 @@ def _shortcut(inplanes: int, outplanes: int, stride: int) -> nn.Module | None:
 
 
 class ResNet(nn.Module):
-    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: list[int], num_classes: int = 1000,
+    def __init__(self, block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int = 1000,
                  **block_kw):
         super().__init__()
         self.inplanes = 64
