@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from codegen.c.emit import CProject, emit_c
-from codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
+from codegen.c.toolchain import HOST_CFLAGS, PROFILE_CFLAGS, build_host, profile_host, run_host
 from hwsim.cost import Estimate
 from hwsim.cost import estimate as _estimate
 from hwsim.executor import simulate
@@ -20,7 +20,7 @@ from quantize.lower import quantize as _quantize
 from targets import Target, load_target
 
 __all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c", "build_and_run", "LayerCompare",
-           "estimate", "compare_targets", "TargetDiff"]
+           "estimate", "compare_targets", "TargetDiff", "profile_c"]
 
 
 def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
@@ -81,6 +81,17 @@ def build_and_run(int_model: IntModel, out_dir, int_inputs, rounding: str | None
     ports = [(int_model.tensors[t].dtype, int_model.tensors[t].shape) for t in project.output_tensors]
     inputs = list(int_inputs) if isinstance(int_inputs, (list, tuple)) else [int_inputs]
     return project, run_host(exe, inputs, ports)
+
+
+def profile_c(int_model: IntModel, out_dir, int_inputs, repeats: int = 3) -> dict[str, float]:
+    """Emit the C project into ``out_dir``, build it with per-node timers (``PROFILE_CFLAGS``), run it ``repeats``
+    times over the integer inputs and return, per integer node in execution order, the mean wall seconds one
+    sample spent in it on this host (see :func:`codegen.c.toolchain.profile_host`)."""
+    project = emit_c(int_model, out_dir, cflags=PROFILE_CFLAGS)
+    exe = build_host(Path(out_dir), PROFILE_CFLAGS)
+    ports = [(int_model.tensors[t].dtype, int_model.tensors[t].shape) for t in project.output_tensors]
+    inputs = list(int_inputs) if isinstance(int_inputs, (list, tuple)) else [int_inputs]
+    return profile_host(exe, inputs, ports, repeats=repeats)
 
 
 def accuracy(logits: np.ndarray, labels) -> float | None:

@@ -59,6 +59,27 @@ def render_kernels(env: jinja2.Environment, calls: list[KernelCall], rounding: s
     return list(kernels.values())
 
 
+def c_string_literal(text: str) -> str:
+    """``text`` as a C99 string literal (quotes included) that denotes exactly its UTF-8 bytes, whatever they are.
+
+    Letters, digits, space and punctuation other than ``"``, ``\\`` and ``?`` are kept; ``"`` and ``\\`` are
+    backslash-escaped; every other byte (controls, non-ASCII, ``?``, which could start a ``??/`` trigraph under
+    ``-std=c99``) becomes a three-digit octal escape, which cannot swallow a following digit the way ``\\x``
+    escapes do. A NUL byte would end the C string early, so it is rejected."""
+    out = []
+    for byte in text.encode("utf-8"):
+        ch = chr(byte)
+        if byte == 0:
+            raise ValueError(f"{text!r}: a NUL character cannot appear in a C string")
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif 0x20 <= byte < 0x7F and ch != "?":
+            out.append(ch)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
 def boundary_tensors(model: IntModel) -> tuple[list[str], list[str]]:
     """The integer tensors the C program takes (quantize outputs) and returns (dequantize inputs)."""
     return ([n.outputs[0] for n in model.nodes if n.op == "quantize"],
@@ -108,8 +129,11 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
         return c_int(arg.value)
 
     steps = [{"fn": call.function, "args": ", ".join(expr(a) for a in call.args),
-              "comment": f"{node.name}: {node.op}".replace("*/", "* /")}
-             for node, calls in per_node for call in calls]
+              "comment": f"{node.name}: {node.op}".replace("*/", "* /"),
+              "profile_mark": i if j == len(calls) - 1 else None}
+             for i, (node, calls) in enumerate(per_node) for j, call in enumerate(calls)]
+    # INTONLY_PROFILE builds: one timer slot per integer node, read after the node's last kernel call.
+    profile = [{"index": i, "name": c_string_literal(node.name)} for i, (node, _) in enumerate(per_node)]
     all_calls = [call for _, calls in per_node for call in calls]
     kernels = render_kernels(env, all_calls, rounding or model.rounding)
 
@@ -123,7 +147,8 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
                   "size": max(a.size, 1), "shape": list(a.shape), "data": format_values(a) if a.size else "0"}
                  for n, a in model.constants.items()]
     ctx = {"model_name": c_identifier(model.name, ""), "rounding": rounding or model.rounding, "family": family,
-           "kernels": kernels, "constants": constants, "steps": steps, "arena_bytes": plan.arena_bytes,
+           "kernels": kernels, "constants": constants, "steps": steps, "profile": profile,
+           "arena_bytes": plan.arena_bytes,
            "inputs": [port(i, t) for i, t in enumerate(in_ts)], "outputs": [port(i, t) for i, t in enumerate(out_ts)],
            "cflags": cflags}
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 from quantize.errors import ToolchainError
 
 HOST_CFLAGS = "-std=c99 -O2 -Wall -Wextra -Werror"
+PROFILE_CFLAGS = HOST_CFLAGS + " -DINTONLY_PROFILE"  # per-node timers (model.h: model_profile_*)
 
 
 def find_compiler(name: str = "gcc") -> str:
@@ -38,21 +40,63 @@ def sample_dtype(ports: list[tuple[str, tuple]]) -> np.dtype:
     return np.dtype([(f"p{i}", dtype, tuple(shape)) for i, (dtype, shape) in enumerate(ports)])
 
 
-def run_host(exe: str | Path, inputs: list[np.ndarray], outputs: list[tuple[str, tuple]],
-             timeout: float = 600) -> list[np.ndarray]:
-    """Run a built model on integer ``inputs`` (one batch-first array per model input, in order);
-    ``outputs`` lists each model output's (dtype, per-sample shape). Returns one array per output."""
-    exe = Path(exe).resolve()
+def _write_inputs(exe: Path, inputs: list[np.ndarray]) -> tuple[Path, Path, int]:
+    """Pack ``inputs`` into the driver's input file next to ``exe``; returns (input file, output file, batch)."""
     in_file, out_file = exe.parent / "input.bin", exe.parent / "output.bin"
     batch = len(inputs[0])
     records = np.empty(batch, dtype=sample_dtype([(a.dtype, a.shape[1:]) for a in inputs]))
     for i, arr in enumerate(inputs):
         records[f"p{i}"] = arr
     records.tofile(in_file)
-    proc = subprocess.run([str(exe), str(in_file), str(out_file)], capture_output=True, text=True, timeout=timeout)
+    return in_file, out_file, batch
+
+
+def _run_driver(exe: str | Path, inputs: list[np.ndarray], outputs: list[tuple[str, tuple]], extra_args=(),
+                timeout: float = 600) -> list[np.ndarray]:
+    """Run the generated driver ``exe INPUT.bin OUTPUT.bin [extra_args]`` on ``inputs`` (files next to ``exe``);
+    returns one array per output."""
+    exe = Path(exe).resolve()
+    in_file, out_file, batch = _write_inputs(exe, inputs)
+    proc = subprocess.run([str(exe), str(in_file), str(out_file), *map(str, extra_args)], capture_output=True,
+                          text=True, timeout=timeout)
     if proc.returncode != 0:
         raise ToolchainError(f"{exe} exited with {proc.returncode}: {proc.stderr.strip()}")
     result = np.fromfile(out_file, dtype=sample_dtype(outputs))
     if len(result) != batch:
         raise ToolchainError(f"{exe} wrote {len(result)} output samples for {batch} inputs")
     return [np.ascontiguousarray(result[f"p{i}"]) for i in range(len(outputs))]
+
+
+def run_host(exe: str | Path, inputs: list[np.ndarray], outputs: list[tuple[str, tuple]],
+             timeout: float = 600) -> list[np.ndarray]:
+    """Run a built model on integer ``inputs`` (one batch-first array per model input, in order);
+    ``outputs`` lists each model output's (dtype, per-sample shape). Returns one array per output."""
+    return _run_driver(exe, inputs, outputs, timeout=timeout)
+
+
+def read_profile(path: str | Path) -> list[tuple[str, int, int]]:
+    """The rows of a profiling build's ``profile.csv``: (node, ns_total, calls), in execution order."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != ["node", "ns_total", "calls"]:
+        raise ToolchainError(f"{path}: not a profile.csv (header {rows[:1]})")
+    return [(name, int(ns), int(calls)) for name, ns, calls in rows[1:]]
+
+
+def profile_host(exe: str | Path, inputs: list[np.ndarray], ports: list[tuple[str, tuple]], repeats: int = 1,
+                 timeout: float = 600) -> dict[str, float]:
+    """Run a profiling build (``PROFILE_CFLAGS``) of a model on ``inputs`` ``repeats`` times over and return,
+    per integer node in execution order, the mean wall seconds one sample spent in it (its kernel calls plus
+    one ``clock_gettime``): ``ns_total / (samples * repeats) * 1e-9``. ``ports`` are the outputs' (dtype,
+    per-sample shape), as for :func:`run_host`."""
+    if int(repeats) < 1:
+        raise ValueError(f"repeats={repeats!r} must be >= 1")
+    csv_path = Path(exe).resolve().parent / "profile.csv"  # main.c writes it next to output.bin
+    csv_path.unlink(missing_ok=True)
+    _run_driver(exe, inputs, ports, extra_args=(int(repeats),), timeout=timeout)
+    rows = read_profile(csv_path)
+    expected = len(inputs[0]) * int(repeats)
+    if any(calls != expected for _, _, calls in rows):
+        raise ToolchainError(f"{exe}: profile.csv counts calls {sorted({c for _, _, c in rows})}, "
+                             f"expected {expected}")
+    return {name: ns * 1e-9 / calls for name, ns, calls in rows}
