@@ -1,4 +1,7 @@
-"""The one-call Python API. It orchestrates quantize, hwsim and codegen and owns no numerics."""
+"""The one-call Python API. It orchestrates quantize, hwsim and codegen and owns no numerics.
+
+PyTorch is imported only by the functions that read a float model (:func:`quantize`, :func:`compare`), so
+estimating or simulating a saved IntModel starts without it."""
 
 from __future__ import annotations
 
@@ -13,10 +16,8 @@ from codegen.c.toolchain import HOST_CFLAGS, PROFILE_CFLAGS, build_host, profile
 from hwsim.cost import Estimate
 from hwsim.cost import estimate as _estimate
 from hwsim.executor import simulate
-from quantize.capture import capture, run_recording
 from quantize.config import QuantConfig
 from quantize.ir import IntModel
-from quantize.lower import quantize as _quantize
 from targets import Target, load_target
 
 __all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c", "build_and_run", "LayerCompare",
@@ -25,7 +26,9 @@ __all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c
 
 def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
     """Post-training quantize a PyTorch ``nn.Module`` (see :func:`quantize.lower.quantize`)."""
-    return _quantize(model, calib_data, config, name)
+    from quantize.lower import quantize as lower
+
+    return lower(model, calib_data, config, name)
 
 
 @dataclass
@@ -49,6 +52,8 @@ class LayerCompare:
 def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[LayerCompare]:
     """Per layer, the float model's value against hwsim's integer value for the same input batch ``x``."""
     floats: dict[str, list[np.ndarray]] = {}
+    from quantize.capture import capture, run_recording
+
     run_recording(capture(model), x, lambda name, t: floats.setdefault(name, []).append(t.numpy()))
     sim = simulate(int_model, x, rounding=rounding, keep_values=True)
     rows = []

@@ -52,10 +52,13 @@ def plot(model_name: str, estimates: list[Estimate], png: Path, page: Path) -> N
 
     layers = [layer.node for layer in estimates[0].layers if layer.op != "constant"]
     fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.25 * len(layers) + 4), 9), sharex=True)
-    for e in estimates:
+    colors = plt.get_cmap("tab20").colors
+    for i, e in enumerate(estimates):
         rows = [layer for layer in e.layers if layer.op != "constant"]
-        axes[0].plot(range(len(rows)), [r.latency_ms for r in rows], marker=".", linewidth=1, label=e.target)
-        axes[1].plot(range(len(rows)), [r.energy_uj for r in rows], marker=".", linewidth=1, label=e.target)
+        style = {"color": colors[i % len(colors)], "marker": ".o^s"[(i // len(colors)) % 4], "linewidth": 1,
+                 "label": e.target}
+        axes[0].plot(range(len(rows)), [r.latency_ms for r in rows], **style)
+        axes[1].plot(range(len(rows)), [r.energy_uj for r in rows], **style)
     for ax, label in zip(axes, ("latency per layer (ms)", "energy per layer (µJ)")):
         ax.set_yscale("log")
         ax.set_ylabel(label)

@@ -1,4 +1,7 @@
-"""What the CLI subcommands do: load a model and data, run the pipeline, print and write results."""
+"""What the CLI subcommands do: load a model and data, run the pipeline, print and write results.
+
+The workloads (PyTorch models and data) are imported by the subcommands that need them, so ``intonly
+estimate FILE`` and ``intonly inspect FILE`` start without PyTorch."""
 
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ from quantize.ir import IntModel
 from targets import list_targets, load_target
 
 from . import api, estimate_report
-from .workloads import DEMOS, float_outputs, load_workload
 
 
 CONFIG_OPTIONS = ("weight_bits", "act_bits", "observer", "rounding", "softmax", "gelu", "softmax_bits",
@@ -53,6 +55,8 @@ def staged_output(out: Path):
 
 
 def run_job(args, console: Console) -> dict:
+    from .workloads import DEMOS, float_outputs, load_workload
+
     out = Path(args.out or f"out/{args.model if args.model in DEMOS else 'model'}")
     with console.status("loading model and data"):
         work = load_workload(args.model, args.data)
@@ -180,6 +184,8 @@ def print_wide_tensors(model: IntModel, console: Console) -> None:
 
 
 def compare_job(args, console: Console) -> list:
+    from .workloads import load_workload
+
     work = load_workload(args.model, args.data)
     int_model = IntModel.load(args.int_model) if args.int_model else \
         api.quantize(work.model, work.calib, config_from(args, work.config), name=work.name)
@@ -230,6 +236,8 @@ def estimate_job(args, console: Console) -> list:
     if Path(args.model).is_file():
         int_model = IntModel.load(args.model)
     else:
+        from .workloads import load_workload
+
         work = load_workload(args.model, args.data)
         with console.status(f"quantizing {work.name}"):
             int_model = api.quantize(work.model, work.calib, work.config, name=work.name)

@@ -17,9 +17,9 @@ import numpy as np
 
 from quantize.errors import UnsupportedOpError
 from quantize.ir import IntModel
+from quantize.memory import ArenaPlan, plan_model_arena
 
 from .calls import C_TYPES, KernelCall, c_identifier, node_calls
-from .planner import ArenaPlan, plan_arena
 from .toolchain import HOST_CFLAGS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -104,15 +104,7 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
     steps_nodes = model.integer_nodes()
     per_node = [(node, node_calls(model, node)) for node in steps_nodes]
 
-    sizes, lifetimes = {}, {}
-    for i, (node, _) in enumerate(per_node):
-        t = model.tensors[node.outputs[0]]
-        sizes[t.name] = math.prod(t.shape) * np.dtype(t.dtype).itemsize
-        lifetimes[t.name] = (i, len(per_node) if t.name in out_ts else i)
-        for src in node.inputs:
-            if src in lifetimes:
-                lifetimes[src] = (lifetimes[src][0], max(lifetimes[src][1], i))
-    plan = plan_arena(sizes, lifetimes)
+    plan = plan_model_arena(model)
 
     const_ids: dict[str, str] = {}
     for i, name in enumerate(model.constants):
