@@ -9,8 +9,9 @@ the kernels that implement them (hwsim/ops/, codegen/c/templates/generic/):
 * A MAC (multiply-accumulate of 8- or 16-bit operands into int32) is counted once, in the class of the layer:
   ``int8_conv`` (groups = 1), ``int8_depthwise`` (groups > 1), ``int8_dense`` (dense, matmul). Bias adds are
   1 elementwise op per output. ``shift_matmul``'s products are shifts (the log2 codes), one per MAC.
-* Data movement (transpose, concat, slice, embedding gather, reshape, mask, the graph-boundary quantize and
-  dequantize) is 1 elementwise op per output element.
+* Contiguous data movement (reshape, concat, slice, embedding rows: block copies) does no arithmetic: it costs
+  only its bytes, in the memory term of hwsim/cost.py. A transpose (strided gather), the attention mask
+  (compare and select) and the graph-boundary quantize / dequantize are 1 elementwise op per output element.
 * Softmax and GELU families: per element the shift/exp/divide work of their definition; ``t // x0`` (the
   integer exp's range reduction) is a division per element, as the kernels perform it.
 * LayerNorm: per element sum, centre, square-accumulate, normalise-multiply plus the requant; per row the mean
@@ -41,9 +42,21 @@ def _rows(model: IntModel, node: Node) -> tuple[int, int]:
     return math.prod(shape[:-1]), shape[-1]
 
 
+def _valid_taps(size: int, out: int, k: int, stride: int, pad: int, dilation: int) -> int:
+    """Along one axis: the (output position, kernel tap) pairs that land inside the input, not in padding."""
+    return sum(1 for o in range(out) for t in range(k) if 0 <= o * stride - pad + t * dilation < size)
+
+
 def _conv(model, node):
+    """Executed MACs: the kernels skip taps in the padding, so only in-bounds taps count (this matters for
+    small feature maps); plus one window step (address and padding test) per tap and the requant per output."""
     cls = "int8_depthwise" if node.attrs["groups"] > 1 else "int8_conv"
-    return {cls: model.node_macs(node), "int32_elementwise": (REQUANT_OPS + 1) * _elements(model, node)}
+    oc, kh, kw, icg = model.param(node, "weight").shape
+    h, w, _ = model.tensors[node.inputs[0]].shape
+    oh, ow, _ = model.tensors[node.outputs[0]].shape
+    (sh, sw), (dh, dw), (pt, pl, _, _) = node.attrs["stride"], node.attrs["dilation"], node.attrs["padding"]
+    taps = _valid_taps(h, oh, kh, sh, pt, dh) * _valid_taps(w, ow, kw, sw, pl, dw) * oc
+    return {cls: taps * icg, "int32_elementwise": (REQUANT_OPS + 1) * _elements(model, node) + taps}
 
 
 def _dense(model, node):
@@ -78,6 +91,11 @@ def _softmax(shift: int, exp: int, elementwise: int, divides_per_element: int):
     return work
 
 
+def _no_arithmetic(model, node):
+    """Block copies and constants: bytes only (charged by the memory term of hwsim/cost.py)."""
+    return {}
+
+
 def _mean_pool(model, node):
     return {"int32_elementwise": math.prod(model.tensors[node.inputs[0]].shape) + 2 * _elements(model, node),
             "divide": _elements(model, node)}
@@ -101,13 +119,13 @@ WORK = {
     "mean_pool": _mean_pool,
     "quantize": _per_element(int32_elementwise=1),
     "dequantize": _per_element(int32_elementwise=1),
-    "concat": _per_element(int32_elementwise=1),
-    "reshape": _per_element(int32_elementwise=1),
+    "concat": _no_arithmetic,
+    "reshape": _no_arithmetic,
     "transpose": _per_element(int32_elementwise=1),
-    "slice": _per_element(int32_elementwise=1),
-    "embedding": _per_element(int32_elementwise=1),
+    "slice": _no_arithmetic,
+    "embedding": _no_arithmetic,
     "mask_keys": _per_element(int32_elementwise=1),
-    "constant": lambda m, n: {},
+    "constant": _no_arithmetic,
     # shift-exp: d + (d>>1) - (d>>4), the range-reduction shift pair, the normalisation shift (6 shifts);
     # row max, running sum, normalising multiply (3 elementwise); t // x0 per element, F per row.
     "shiftmax": _softmax(shift=6, exp=0, elementwise=3, divides_per_element=1),

@@ -55,10 +55,13 @@ def test_every_op_has_a_work_row():
 def test_conv_layer_cost_by_hand():
     model = conv_model()
     node = next(n for n in model.nodes if n.op == "conv2d")
-    macs = 8 * 8 * 4 * 3 * 3 * 4
-    assert op_work(model, node) == {"int8_conv": macs, "int32_elementwise": (REQUANT_OPS + 1) * 256}
+    taps = (8 * 3 - 2) ** 2 * 4          # (output, tap) pairs inside the 8x8 input: 2 taps per axis fall in padding
+    macs = taps * 4                        # 4 input channels per tap: 7,744 executed of 9,216 nominal MACs
+    assert model.node_macs(node) == 9216
+    elementwise = (REQUANT_OPS + 1) * 256 + taps
+    assert op_work(model, node) == {"int8_conv": macs, "int32_elementwise": elementwise}
     cost = layer_cost(model, node, toy_target(), batch=2)
-    compute = 2 * (macs + 5 * 256) / 2.0
+    compute = 2 * (macs + elementwise) / 2.0
     act, weights = 2 * (256 + 256), 144 + 3 * 16     # int8 in + out per sample; weight + bias/mult/shift
     memory = act / 4 + 1 + weights / (8 / (1 + 3)) + 10
     assert cost.bytes == {"sram": act, "flash": weights}
@@ -66,7 +69,7 @@ def test_conv_layer_cost_by_hand():
     assert cost.cycles == max(compute, memory) + 50
     assert cost.bound == "compute"
     assert cost.latency_ms == pytest.approx(cost.cycles / 100e3)
-    energy_pj = 0.5 * 2 * (macs + 5 * 256) + 1.0 * act + 10.0 * weights + 10 * cost.latency_ms * 1e6
+    energy_pj = 0.5 * 2 * (macs + elementwise) + 1.0 * act + 10.0 * weights + 10 * cost.latency_ms * 1e6
     assert cost.energy_uj == pytest.approx(energy_pj * 1e-6)
 
 
