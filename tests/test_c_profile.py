@@ -79,14 +79,16 @@ def test_repeats_and_default_build(tiny, tmp_path, gcc):
     assert prof == {name: ns * 1e-9 / calls for name, ns, calls in rows}
     out = np.fromfile(tmp_path / "output.bin", dtype=int_model.tensors[project.output_tensors[0]].dtype)
     assert out.size == sim.int_outputs[0].size  # outputs are written once, not once per repeat
-    bad = subprocess.run([str(exe), str(tmp_path / "input.bin"), str(tmp_path / "o.bin"), "0"], capture_output=True)
+    bad = subprocess.run([str(exe), str(tmp_path / "input.bin"), str(tmp_path / "o.bin"), "0"], capture_output=True,
+                         check=False)
     assert bad.returncode == 2
 
     # The default build has no timers and keeps the old command line.
     exe = build_host(tmp_path, HOST_CFLAGS)
-    symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True).stdout
+    symbols = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
     assert "model_profile" not in symbols and "clock_gettime" not in symbols
-    extra = subprocess.run([str(exe), str(tmp_path / "input.bin"), str(tmp_path / "o.bin"), "2"], capture_output=True)
+    extra = subprocess.run([str(exe), str(tmp_path / "input.bin"), str(tmp_path / "o.bin"), "2"], capture_output=True,
+                           check=False)
     assert extra.returncode == 2
 
 
