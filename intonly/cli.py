@@ -14,7 +14,7 @@ from quantize.errors import IntonlyError
 from quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
 from quantize.ops import ROUNDING_MODES
 
-from . import jobs, targets_cli
+from . import build_job, jobs, targets_cli
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--layers", action="store_true", help="also print the per-layer table of every target")
     est.add_argument("--out", help="folder for estimate.json/.png/.html (default out/estimate/<model>)")
     targets_cli.add_parser(sub)
+    build_job.add_parser(sub)
     return parser
 
 
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             jobs.compare_job(args, console)
         elif args.command == "estimate":
             jobs.estimate_job(args, console)
+        elif args.command == "build":
+            build_job.run(args, console)
         elif args.command == "targets":
             targets_cli.run(args, console)
     except IntonlyError as exc:
