@@ -51,19 +51,42 @@ def _write_inputs(exe: Path, inputs: list[np.ndarray]) -> tuple[Path, Path, int]
     return in_file, out_file, batch
 
 
+def host_launch(exe: Path, in_file: Path, out_file: Path, extra_args: list[str]) -> tuple[list[str], Path | None]:
+    """How the host runs a built driver: ``exe INPUT.bin OUTPUT.bin [extra_args]`` with absolute paths."""
+    return [str(exe), str(in_file), str(out_file), *extra_args], None
+
+
 def _run_driver(exe: str | Path, inputs: list[np.ndarray], outputs: list[tuple[str, tuple]], extra_args=(),
-                timeout: float = 600) -> list[np.ndarray]:
+                timeout: float = 600, launch=host_launch, where: str | None = None) -> list[np.ndarray]:
     """Run the generated driver ``exe INPUT.bin OUTPUT.bin [extra_args]`` on ``inputs`` (files next to ``exe``);
-    returns one array per output."""
+    returns one array per output.
+
+    ``launch(exe, in_file, out_file, extra_args) -> (argv, cwd)`` builds the command (the host's by default; an
+    emulator's for a cross build, see codegen/c/cross.py). ``where`` (e.g. "target cortex-m4") names the target
+    in errors: a non-zero exit, a timeout or a short output file is one :class:`ToolchainError` with the
+    command and its stderr."""
     exe = Path(exe).resolve()
     in_file, out_file, batch = _write_inputs(exe, inputs)
-    proc = subprocess.run([str(exe), str(in_file), str(out_file), *map(str, extra_args)], capture_output=True,
-                          text=True, timeout=timeout)
+    out_file.unlink(missing_ok=True)
+    argv, cwd = launch(exe, in_file, out_file, [str(a) for a in extra_args])
+    prefix = f"{where}: " if where else ""
+    try:
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace",
+                              stdin=subprocess.DEVNULL, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        raise ToolchainError(f"{prefix}{' '.join(argv)} did not finish within {timeout:g} s and was killed"
+                             + (f"; stderr: {stderr.strip()}" if stderr.strip() else "")) from None
     if proc.returncode != 0:
+        if where:
+            raise ToolchainError(f"{prefix}{' '.join(argv)} exited with {proc.returncode}: "
+                                 f"{proc.stderr.strip() or '(no stderr)'}")
         raise ToolchainError(f"{exe} exited with {proc.returncode}: {proc.stderr.strip()}")
+    if not out_file.is_file():
+        raise ToolchainError(f"{prefix}{' '.join(argv)} wrote no {out_file.name}")
     result = np.fromfile(out_file, dtype=sample_dtype(outputs))
     if len(result) != batch:
-        raise ToolchainError(f"{exe} wrote {len(result)} output samples for {batch} inputs")
+        raise ToolchainError(f"{prefix}{exe} wrote {len(result)} output samples for {batch} inputs")
     return [np.ascontiguousarray(result[f"p{i}"]) for i in range(len(outputs))]
 
 
