@@ -142,3 +142,93 @@ def compare_targets(int_model: IntModel, x, targets) -> dict[str, list[TargetDif
                                    int(delta.max(initial=0))))
         result[t.label] = rows
     return result
+
+
+@dataclass
+class TargetBuild:
+    """What :func:`build_for` did: the C project it emitted for a target, the executable it cross-compiled, the
+    commands, the static sizes (:func:`codegen.c.cross.elf_sizes`) and, when it ran inputs, the emulator's
+    outputs against hwsim run under the target's numerics."""
+
+    target: str
+    family: str
+    rounding: str
+    project: CProject
+    elf: Path
+    commands: list[str]
+    sizes: dict
+    planned_arena_bytes: int      # quantize.memory's lifetime-planned arena (one sample)
+    activation_total_bytes: int   # the sum of all activation tensors, the no-reuse baseline
+    build_s: float
+    outputs: list[np.ndarray] | None = None    # the target's integer outputs (run_inputs given)
+    reference: list[np.ndarray] | None = None  # hwsim's, under the target's numerics
+    run_command: list[str] | None = None
+    run_wall_s: float | None = None
+
+    @property
+    def mismatched_elements(self) -> int | None:
+        if self.outputs is None:
+            return None
+        return int(sum(np.count_nonzero(o != r) for o, r in zip(self.outputs, self.reference)))
+
+    @property
+    def bit_exact(self) -> bool | None:
+        return None if self.outputs is None else self.mismatched_elements == 0
+
+    def as_dict(self) -> dict:
+        """The JSON form ``intonly build`` writes as build.json (paths relative to the project folder)."""
+        run = None
+        if self.outputs is not None:
+            samples = int(len(self.outputs[0]))
+            run = {"samples": samples, "bit_exact": self.bit_exact,
+                   "mismatched_elements": self.mismatched_elements,
+                   "elements": int(sum(o.size for o in self.outputs)),
+                   "command": " ".join(self.run_command or []), "wall_s": round(self.run_wall_s, 3),
+                   "wall_ms_per_sample": round(1e3 * self.run_wall_s / max(samples, 1), 3)}
+        return {"target": self.target, "family": self.family, "rounding": self.rounding,
+                "compiler": self.commands[0].split()[0] if self.commands else None,
+                "commands": self.commands, "elf": str(self.elf.relative_to(self.project.directory.resolve())),
+                "sizes": self.sizes,
+                "arena": {"planned_bytes": self.planned_arena_bytes, "elf_symbol_bytes": self.sizes.get("arena_bytes"),
+                          "activation_total_bytes": self.activation_total_bytes,
+                          "reuse_saving": round(1 - self.planned_arena_bytes / self.activation_total_bytes, 4)
+                          if self.activation_total_bytes else 0.0},
+                "bit_exact": self.bit_exact, "run": run, "build_s": round(self.build_s, 3)}
+
+
+def build_for(int_model: IntModel, target, out_dir, run_inputs=None, timeout: float = 120) -> TargetBuild:
+    """Emit the C project of ``int_model`` for ``target`` (a name such as "cortex-m4" or a :class:`Target`) into
+    ``out_dir`` with the target's template family and rounding, cross-compile it (codegen/c/cross.py) and read its
+    sizes. With ``run_inputs`` (integer inputs, one batch-first array per model input, e.g.
+    ``simulate(...).int_inputs``), also run it on the target's emulator and simulate the same inputs in hwsim under
+    the target's numerics (``outputs``, ``reference``, ``bit_exact``)."""
+    import shlex
+    import time
+
+    from codegen.c import cross
+    from hwsim.executor import target_rounding
+
+    t = target if isinstance(target, Target) else load_target(target)
+    family = t.toolchain.codegen_family
+    rounding = target_rounding(int_model, t)
+    project = emit_c(int_model, out_dir, family=family, rounding=rounding)
+    t0 = time.perf_counter()
+    elf = cross.build_for_target(project.directory, t)
+    build_s = time.perf_counter() - t0
+    plan = cross.build_plan(project.directory, t)
+    result = TargetBuild(t.label, family, rounding, project, elf, plan.commands(), cross.elf_sizes(elf, t),
+                         project.plan.arena_bytes, project.plan.total_bytes, build_s)
+    if run_inputs is not None:
+        inputs = list(run_inputs) if isinstance(run_inputs, (list, tuple)) else [run_inputs]
+        ports = [(int_model.tensors[n].dtype, int_model.tensors[n].shape) for n in project.output_tensors]
+        t0 = time.perf_counter()
+        result.outputs = cross.run_on_target(elf, t, inputs, ports, timeout=timeout)
+        result.run_wall_s = time.perf_counter() - t0
+        bare = cross.target_kind(t) == "bare-metal"
+        args = ["input.bin", "output.bin"] if bare else [str(elf.parent / "input.bin"), str(elf.parent / "output.bin")]
+        result.run_command = [shlex.quote(a) for a in cross.emulator_command(elf, t, args)[0]]
+        result.reference = simulate(int_model, inputs, quantized=True, target=t).int_outputs
+    return result
+
+
+__all__ += ["build_for", "TargetBuild"]
