@@ -179,7 +179,7 @@ class TargetBuild:
         """The JSON form ``intonly build`` writes as build.json (paths relative to the project folder)."""
         run = None
         if self.outputs is not None:
-            samples = int(len(self.outputs[0]))
+            samples = len(self.outputs[0])
             run = {"samples": samples, "bit_exact": self.bit_exact,
                    "mismatched_elements": self.mismatched_elements,
                    "elements": int(sum(o.size for o in self.outputs)),
@@ -231,4 +231,4 @@ def build_for(int_model: IntModel, target, out_dir, run_inputs=None, timeout: fl
     return result
 
 
-__all__ += ["build_for", "TargetBuild"]
+__all__ += ["TargetBuild", "build_for"]

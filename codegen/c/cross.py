@@ -62,9 +62,9 @@ def find_tool(tool: str, target: Target, what: str) -> str:
     path = shutil.which(tool)
     if path is None:
         package = DEBIAN_PACKAGES.get(Path(tool).name)
-        how = f"apt-get install {package}" if package else "no Debian package known to intonly; put it on PATH"
-        raise ToolchainError(f"{_where(target)}: {what} {tool!r} not found on PATH; install it (Debian: {how}, "
-                             f"or run scripts/setup.sh as root)")
+        how = (f"install it (Debian: apt-get install {package}, or bash scripts/setup.sh as root)" if package
+               else "install it or put it on PATH (intonly knows no Debian package for it)")
+        raise ToolchainError(f"{_where(target)}: {what} {tool!r} not found on PATH; {how}")
     return path
 
 
@@ -157,13 +157,14 @@ def build_for_target(project_dir: str | Path, target: Target, cflags_extra: str 
     plan = build_plan(project_dir, target, cflags_extra)
     cc = find_tool(target.toolchain.cc, target, "C compiler")
     if target_kind(target) == "bare-metal":
-        specs = subprocess.run([cc, "-print-file-name=rdimon.specs"], capture_output=True, text=True).stdout.strip()
+        specs = subprocess.run([cc, "-print-file-name=rdimon.specs"], check=False, capture_output=True,
+                               text=True).stdout.strip()
         if not Path(specs).is_file():
             raise ToolchainError(f"{_where(target)}: {target.toolchain.cc} has no newlib semihosting specs "
                                  f"(rdimon.specs); install it (Debian: apt-get install libnewlib-arm-none-eabi)")
     plan.build_dir.mkdir(parents=True, exist_ok=True)
     for cmd in [*plan.compile, plan.link]:
-        proc = subprocess.run([cc, *cmd[1:]], cwd=plan.project, capture_output=True, text=True)
+        proc = subprocess.run([cc, *cmd[1:]], cwd=plan.project, check=False, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ToolchainError(f"{_where(target)}: {target.toolchain.cc} failed in {plan.project} "
                                  f"({shlex.join(cmd)}):\n{proc.stderr.strip()}")

@@ -29,7 +29,7 @@ def build_host(project: str | Path, cflags: str = HOST_CFLAGS) -> Path:
     sources = ["main.c", "model.c", "kernels.c", "weights.c"]
     exe = project / "model"
     cmd = [find_compiler(), *cflags.split(), "-o", str(exe), *sources]
-    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=project, check=False, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ToolchainError(f"gcc failed in {project} ({' '.join(cmd)}):\n{proc.stderr.strip()}")
     return exe
@@ -71,7 +71,7 @@ def _run_driver(exe: str | Path, inputs: list[np.ndarray], outputs: list[tuple[s
     argv, cwd = launch(exe, in_file, out_file, [str(a) for a in extra_args])
     prefix = f"{where}: " if where else ""
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace",
+        proc = subprocess.run(argv, cwd=cwd, check=False, capture_output=True, text=True, errors="replace",
                               stdin=subprocess.DEVNULL, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
