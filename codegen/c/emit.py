@@ -2,14 +2,17 @@
 
 Files: ``model.h`` (API), ``model.c`` (straight-line kernel calls over a static arena), ``kernels.[ch]``
 (one specialised function per kernel signature used), ``intonly_runtime.h`` (requant for the chosen
-rounding mode), ``weights.[ch]`` (const arrays), ``main.c`` (reads input vectors, writes outputs), ``Makefile``.
-Templates are looked up in ``templates/<family>/`` first, then ``templates/generic/``.
+rounding mode), ``weights.[ch]`` (const arrays), ``main.c`` (reads input vectors, writes outputs), ``Makefile``,
+``build_report.json`` (the family, and per kernel whether the family specialised it or the generic one is used).
+Templates are looked up in ``templates/<family>/`` first, then ``templates/generic/``; a family template can
+include a generic one explicitly as ``generic/<op>.c.j2`` (docs/codegen-families.md).
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
@@ -20,6 +23,7 @@ from quantize.ir import IntModel
 from quantize.memory import ArenaPlan, plan_model_arena
 
 from .calls import C_TYPES, KernelCall, c_identifier, node_calls
+from .families import get_family
 from .toolchain import HOST_CFLAGS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -32,12 +36,22 @@ class CProject:
     output_tensors: list[str]
     plan: ArenaPlan
     functions: list[str]
+    family: str = "generic"
+    # per kernel function: {"fn", "op", "dtypes", "source": the family or "generic", "guard": the C condition the
+    # family's SIMD body compiles under (else that kernel compiles its generic body), None for generic kernels}
+    kernels: list[dict] = field(default_factory=list)
 
 
 def environment(family: str) -> jinja2.Environment:
+    """Templates of ``family``, falling back to ``generic``; the templates root is searched last, so a family
+    template can name a generic one explicitly (``{% include "generic/conv2d.c.j2" %}``)."""
+    fam = get_family(family)
     dirs = [TEMPLATES / family, TEMPLATES / "generic"] if family != "generic" else [TEMPLATES / "generic"]
-    return jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]), undefined=jinja2.StrictUndefined,
-                              keep_trailing_newline=True)
+    dirs.append(TEMPLATES)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    env.globals.update(family=family, guard=fam.guard)  # what a family template's SIMD body compiles under
+    return env
 
 
 def c_int(value: int) -> str:
@@ -46,17 +60,40 @@ def c_int(value: int) -> str:
 
 def render_kernels(env: jinja2.Environment, calls: list[KernelCall], rounding: str) -> list[dict]:
     """One rendered function per distinct kernel signature, in first-use order. Templates see ``fn``, ``params``,
-    ``t`` (the C element types) and ``rounding`` (the model's rounding mode, for kernels whose own divisions
-    round by it, like layernorm's mean)."""
+    ``args`` (the parameter names, comma-separated, for a kernel that forwards its call), ``t`` (the C element
+    types) and ``rounding`` (the model's rounding mode, for kernels whose own divisions round by it, like
+    layernorm's mean).
+
+    Each entry also says where the kernel came from: ``family`` is the directory of the template that rendered it
+    (``generic`` when the family has none for the op), or ``generic`` when a family template declined the element
+    types by setting ``specialised = false`` at its top level (it then renders the generic body)."""
     kernels: dict[tuple, dict] = {}
     for call in calls:
         if call.signature_key in kernels:
             continue
         params = ", ".join(a.c_param() for a in call.args)
-        source = env.get_template(f"{call.op}.c.j2").render(fn=call.function, params=params,
-                                                            t=[C_TYPES[d] for d in call.dtypes], rounding=rounding)
-        kernels[call.signature_key] = {"fn": call.function, "params": params, "source": source}
+        template = env.get_template(f"{call.op}.c.j2")
+        module = template.make_module({"fn": call.function, "params": params,
+                                       "args": ", ".join(a.name for a in call.args),
+                                       "t": [C_TYPES[d] for d in call.dtypes], "rounding": rounding})
+        origin = Path(template.filename).parent.name
+        if origin != "generic" and not getattr(module, "specialised", True):
+            origin = "generic"
+        kernels[call.signature_key] = {"fn": call.function, "params": params, "source": str(module),
+                                       "op": call.op, "dtypes": list(call.dtypes), "family": origin}
     return list(kernels.values())
+
+
+def build_report(family: str, kernels: list[dict], rounding: str, cflags: str) -> dict:
+    """``build_report.json``: which ops the family specialised, which fell back to the generic kernels, per kernel."""
+    fam = get_family(family)
+    rows = [{"fn": k["fn"], "op": k["op"], "dtypes": k["dtypes"], "source": k["family"],
+             "guard": fam.guard if k["family"] != "generic" else None} for k in kernels]
+    return {"family": family, "isa": fam.isa, "guard": fam.guard, "family_cflags": fam.cflags, "cflags": cflags,
+            "rounding": rounding,
+            "specialised_ops": sorted({r["op"] for r in rows if r["source"] != "generic"}),
+            "fallback_ops": sorted({r["op"] for r in rows if r["source"] == "generic"}),
+            "kernels": rows}
 
 
 def c_string_literal(text: str) -> str:
@@ -149,4 +186,6 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
              "model.c": "model.c.j2", "main.c": "main.c.j2", "Makefile": "Makefile.j2"}
     for filename, template in files.items():
         (out_dir / filename).write_text(env.get_template(template).render(**ctx))
-    return CProject(out_dir, in_ts, out_ts, plan, [k["fn"] for k in kernels])
+    report = build_report(family, kernels, ctx["rounding"], cflags)
+    (out_dir / "build_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    return CProject(out_dir, in_ts, out_ts, plan, [k["fn"] for k in kernels], family, report["kernels"])
