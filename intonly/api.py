@@ -224,9 +224,7 @@ def build_for(int_model: IntModel, target, out_dir, run_inputs=None, timeout: fl
         t0 = time.perf_counter()
         result.outputs = cross.run_on_target(elf, t, inputs, ports, timeout=timeout)
         result.run_wall_s = time.perf_counter() - t0
-        bare = cross.target_kind(t) == "bare-metal"
-        args = ["input.bin", "output.bin"] if bare else [str(elf.parent / "input.bin"), str(elf.parent / "output.bin")]
-        result.run_command = [shlex.quote(a) for a in cross.emulator_command(elf, t, args)[0]]
+        result.run_command = [shlex.quote(a) for a in cross.emulator_command(elf, t, ["input.bin", "output.bin"])[0]]
         result.reference = simulate(int_model, inputs, quantized=True, target=t).int_outputs
     return result
 

@@ -171,18 +171,19 @@ def build_for_target(project_dir: str | Path, target: Target, cflags_extra: str 
     return plan.elf
 
 
-def emulator_command(elf: Path, target: Target, args: list[str]) -> tuple[list[str], Path | None]:
-    """The command that runs ``elf args...`` on the target (argv, working directory)."""
+def emulator_command(elf: Path, target: Target, args: list[str]) -> tuple[list[str], Path]:
+    """The command that runs ``elf args...`` on the target, and its working directory: the ELF's folder (file
+    arguments are best given relative to it, so the command stays valid when the folder moves)."""
     kind = target_kind(target)
     tokens = shlex.split(target.toolchain.emulator)
     if kind == "host" and not tokens:
-        return [str(elf), *args], None
+        return [f"./{elf.name}", *args], elf.parent
     if not tokens:
         raise ToolchainError(f"{_where(target)} has no emulator (toolchain.emulator is empty), so intonly cannot "
                              f"run its build here")
     tokens[0] = find_tool(tokens[0], target, "emulator")
     if kind != "bare-metal":
-        return [*tokens, str(elf), *args], None
+        return [*tokens, f"./{elf.name}", *args], elf.parent
     # QEMU system emulation: the program's argv travels as semihosting arg= entries (QEMU joins them with spaces,
     # so they must not contain any: the files are named relative to the ELF's folder, QEMU's working directory).
     argv = [elf.name, *args]
@@ -210,12 +211,11 @@ def run_on_target(elf: str | Path, target: Target, inputs: list[np.ndarray], por
     ``timeout`` seconds) or a non-zero exit is one :class:`ToolchainError` naming the target, the command and
     its stderr."""
     elf = Path(elf).resolve()
-    bare = target_kind(target) == "bare-metal"
 
     def launch(exe: Path, in_file: Path, out_file: Path, extra: list[str]):
-        if bare:  # semihosting opens files relative to QEMU's working directory, the ELF's folder
-            return emulator_command(exe, target, [in_file.name, out_file.name, *extra])
-        return emulator_command(exe, target, [str(in_file), str(out_file), *extra])
+        # input.bin and output.bin are next to the ELF, the emulator's working directory (semihosting opens files
+        # relative to QEMU's)
+        return emulator_command(exe, target, [in_file.name, out_file.name, *extra])
 
     return _run_driver(elf, list(inputs), ports, timeout=timeout, launch=launch, where=_where(target))
 

@@ -7,7 +7,8 @@
  * QEMU's exit status is main's return value. Every fault prints one line on the host's stderr and stops QEMU with
  * a non-zero status. Part of intonly's board support (codegen/c/boards/); linked with --specs=rdimon.specs and
  * one of the <machine>.ld scripts, whose ENTRY is Reset_Handler: newlib's own crt0 (_start) is linked but never
- * runs, because its SYS_HEAPINFO stack placement is not reliable on QEMU's M-profile boards. */
+ * runs, because it moves the stack to where SYS_HEAPINFO says, and QEMU 7.2 answers with its own idea of the
+ * board's RAM (on mps3-an547: 0x00000000-0x00080000, the ITCM that holds the code), not the linker script's. */
 #include <stdint.h>
 #include <stdlib.h>
 
