@@ -17,6 +17,8 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     check qemu-system-arm qemu-system-arm
     check qemu-aarch64 qemu-user
     check aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu
+    # only recommended by gcc-aarch64-linux-gnu (skipped by --no-install-recommends); static AArch64 builds need it
+    [ -f /usr/aarch64-linux-gnu/lib/libc.a ] || missing+=(libc6-dev-arm64-cross)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "setup: apt-get install ${missing[*]}"
         apt-get update -qq

@@ -25,7 +25,7 @@ from targets.loader import BUILTIN_DIR
 SAMPLES = 8
 ARM = (("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"),
        ("qemu-system-arm", "apt-get install qemu-system-arm"))
-AARCH64 = (("aarch64-linux-gnu-gcc", "apt-get install gcc-aarch64-linux-gnu"),
+AARCH64 = (("aarch64-linux-gnu-gcc", "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross"),
            ("qemu-aarch64", "apt-get install qemu-user"))
 HOST = (("gcc", "apt-get install gcc"),)
 TOOLS = {"cortex-m4": ARM, "cortex-m7": ARM, "cortex-m33": ARM, "cortex-m55": ARM, "cortex-a53": AARCH64,

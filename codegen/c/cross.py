@@ -47,7 +47,7 @@ DEBIAN_PACKAGES = {
     "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-eabi",
     "arm-none-eabi-readelf": "binutils-arm-none-eabi",
     "qemu-system-arm": "qemu-system-arm",
-    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu",
+    "aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu libc6-dev-arm64-cross",
     "aarch64-linux-gnu-readelf": "binutils-aarch64-linux-gnu",
     "qemu-aarch64": "qemu-user",
 }
@@ -107,6 +107,13 @@ def board_script(target: Target) -> Path:
     return script
 
 
+def _debian_arch(cc: str) -> str:
+    """Debian's architecture name in cross libc package names (libc6-dev-<arch>-cross) for a GNU triplet."""
+    triplet = Path(cc).name.removesuffix("-gcc")
+    return {"aarch64-linux-gnu": "arm64", "arm-linux-gnueabihf": "armhf", "x86_64-linux-gnu": "amd64",
+            "riscv64-linux-gnu": "riscv64"}.get(triplet, triplet.split("-")[0])
+
+
 def _tool_prefix(target: Target) -> str:
     cc = target.toolchain.cc
     return cc[:-3] if cc.endswith("gcc") else ""
@@ -156,12 +163,16 @@ def build_for_target(project_dir: str | Path, target: Target, cflags_extra: str 
     :class:`ToolchainError`."""
     plan = build_plan(project_dir, target, cflags_extra)
     cc = find_tool(target.toolchain.cc, target, "C compiler")
-    if target_kind(target) == "bare-metal":
-        specs = subprocess.run([cc, "-print-file-name=rdimon.specs"], check=False, capture_output=True,
+    kind = target_kind(target)
+    needs = {"bare-metal": ("rdimon.specs", "newlib semihosting specs", "libnewlib-arm-none-eabi"),
+             "linux": ("libc.a", "static C library", "libc6-dev-" + _debian_arch(target.toolchain.cc) + "-cross")}
+    if kind in needs:
+        file, what, package = needs[kind]
+        found = subprocess.run([cc, f"-print-file-name={file}"], check=False, capture_output=True,
                                text=True).stdout.strip()
-        if not Path(specs).is_file():
-            raise ToolchainError(f"{_where(target)}: {target.toolchain.cc} has no newlib semihosting specs "
-                                 f"(rdimon.specs); install it (Debian: apt-get install libnewlib-arm-none-eabi)")
+        if not Path(found).is_file():
+            raise ToolchainError(f"{_where(target)}: {target.toolchain.cc} has no {what} ({file}); install it "
+                                 f"(Debian: apt-get install {package})")
     plan.build_dir.mkdir(parents=True, exist_ok=True)
     for cmd in [*plan.compile, plan.link]:
         proc = subprocess.run([cc, *cmd[1:]], cwd=plan.project, check=False, capture_output=True, text=True)
