@@ -2,8 +2,10 @@
 
 * The demo digits CNN, the tiny ViT and every bench/layer_suite.py case, built with :data:`SAN_CFLAGS`
   (AddressSanitizer + UndefinedBehaviorSanitizer, every finding fatal, ``-Werror``), exit 0, print nothing but
-  the driver's sample count on stderr, and give hwsim's bits.
-* The digits CNN built as usual (``-O2``) runs under ``valgrind --leak-check=full`` without an error or a leak.
+  the driver's sample count on stderr, and give hwsim's bits; where this CPU has AVX2 and FMA, the x86 template
+  family too (the demos and the conv/dense/matmul cases, ``-mavx2 -mfma`` added).
+* The digits CNN built as usual (``-O2``; generic, and x86 where it runs) runs under ``valgrind --leak-check=full``
+  without an error or a leak.
 * Node, tensor, constant and model names such as ``x); system("rm -rf /"); //``, ``*/ #include <evil.h> /*``,
   a backslash-newline or ``??/``-newline that would splice ``*`` and ``/`` into a comment end, ``名前``,
   ``__asm__``, ``int``, ``9start``, and names that sanitize to the same identifier: the project compiles with
@@ -12,6 +14,7 @@
   trigraphs, line splices, then comments) no name, nor anything of one, appears.
 """
 
+import functools
 import re
 import subprocess
 import sys
@@ -36,12 +39,28 @@ import layer_suite
 SAN_CFLAGS = ("-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all "
               "-fno-omit-frame-pointer")
 DEMO_SAMPLES = 4
+X86_FLAGS = "-mavx2 -mfma"
+
+
+def x86_runs_here() -> bool:
+    """templates/x86 exists and this CPU executes its AVX2/FMA kernels."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return False
+    return (emit.TEMPLATES / "x86").is_dir() and {"avx2", "fma"} <= set(flags.split(":", 1)[1].split())
+
+
+FAMILIES = [pytest.param("generic"), pytest.param("x86", marks=pytest.mark.skipif(
+    not x86_runs_here(), reason="no templates/x86 or no AVX2+FMA on this CPU"))]
 
 
 # ---- helpers --------------------------------------------------------------------------------------------------
 
-def build(model: IntModel, out_dir: Path, cflags: str):
-    project = emit_c(model, out_dir, cflags=cflags)
+def build(model: IntModel, out_dir: Path, cflags: str, family: str = "generic"):
+    """Emit and build ``model`` for ``family`` (x86: with :data:`X86_FLAGS` added to ``cflags``)."""
+    cflags = f"{cflags} {X86_FLAGS}" if family == "x86" else cflags
+    project = emit_c(model, out_dir, family=family, cflags=cflags)
     return project, build_host(out_dir, cflags)
 
 
@@ -63,8 +82,8 @@ def run_driver(model: IntModel, project, exe: Path, ints: list[np.ndarray], pref
     return proc, [result[f"p{i}"] for i in range(len(ports))]
 
 
-def assert_clean_and_exact(model: IntModel, ints: list[np.ndarray], out_dir: Path, cflags: str = SAN_CFLAGS):
-    project, exe = build(model, out_dir, cflags)
+def assert_clean_and_exact(model: IntModel, ints: list[np.ndarray], out_dir: Path, family: str = "generic"):
+    project, exe = build(model, out_dir, SAN_CFLAGS, family)
     proc, outs = run_driver(model, project, exe, ints)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stderr == f"{len(ints[0])} samples\n", proc.stderr[-4000:]  # no sanitizer report
@@ -73,25 +92,30 @@ def assert_clean_and_exact(model: IntModel, ints: list[np.ndarray], out_dir: Pat
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.fixture(scope="module", params=["digits", "vit"])
-def demo(request):
-    work = load_workload(request.param)
+@functools.cache
+def quantized_demo(spec: str) -> tuple[IntModel, list[np.ndarray]]:
+    """The demo quantized as ``intonly run`` does, and the integer inputs of its first test samples."""
+    work = load_workload(spec)
     model = quantize(work.model, work.calib, work.config, name=work.name)
     return model, simulate(model, [a[:DEMO_SAMPLES] for a in work.x]).int_inputs
+
+
+@pytest.fixture(scope="module", params=["digits", "vit"])
+def demo(request):
+    return quantized_demo(request.param)
 
 
 @pytest.fixture(scope="module")
 def digits_model():
-    work = load_workload("digits")
-    model = quantize(work.model, work.calib, work.config, name=work.name)
-    return model, simulate(model, [a[:DEMO_SAMPLES] for a in work.x]).int_inputs
+    return quantized_demo("digits")
 
 
 # ---- sanitizers and valgrind ----------------------------------------------------------------------------------
 
-def test_demo_under_asan_ubsan(demo, tmp_path, gcc):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_demo_under_asan_ubsan(demo, family, tmp_path, gcc):
     model, ints = demo
-    assert_clean_and_exact(model, ints, tmp_path)
+    assert_clean_and_exact(model, ints, tmp_path, family)
 
 
 @pytest.mark.parametrize("name", list(layer_suite.CASES))
@@ -100,10 +124,22 @@ def test_layer_suite_case_under_asan_ubsan(name, tmp_path, gcc):
     assert_clean_and_exact(case.int_model, case.x, tmp_path)
 
 
-def test_digits_under_valgrind_memcheck(digits_model, tmp_path, gcc):
+# the cases whose kernels the x86 family specialises (conv2d, dense, matmul)
+SIMD_CASES = [n for n in layer_suite.CASES if n.startswith(("conv3x3_", "dw3x3_", "pw1x1_", "dense_", "matmul_"))]
+
+
+@pytest.mark.parametrize("name", SIMD_CASES)
+@pytest.mark.skipif(not x86_runs_here(), reason="no templates/x86 or no AVX2+FMA on this CPU")
+def test_layer_suite_case_x86_family_under_asan_ubsan(name, tmp_path, gcc):
+    (case,) = layer_suite.suite([name], samples=1)
+    assert_clean_and_exact(case.int_model, case.x, tmp_path, "x86")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_digits_under_valgrind_memcheck(digits_model, family, tmp_path, gcc):
     valgrind = require_tool("valgrind", "apt-get install valgrind")
     model, ints = digits_model
-    project, exe = build(model, tmp_path, HOST_CFLAGS)
+    project, exe = build(model, tmp_path, HOST_CFLAGS, family)
     proc, outs = run_driver(model, project, exe, ints,
                             prefix=(valgrind, "--error-exitcode=99", "--leak-check=full", "--track-origins=yes",
                                     "--errors-for-leak-kinds=all"))
