@@ -1,8 +1,10 @@
 """Run single IR nodes through their generated C kernels, in-process, via ctypes.
 
 The kernels are rendered from the same templates as a whole-model project and compiled once per
-(family, rounding mode, set of kernel signatures) into a shared library with the host flags plus
-``-shared -fPIC``. Used by the per-op property tests and for per-layer C-vs-hwsim checks.
+(family, rounding mode, set of kernel signatures, flags) into a shared library with the host flags plus
+``-shared -fPIC``. Used by the per-op property tests and for per-layer C-vs-hwsim checks. A family's own kernels
+need its flags (``family_host_cflags``: ``-mavx2 -mfma`` for ``x86``; the other families compile their generic
+bodies on the host).
 """
 
 from __future__ import annotations
@@ -20,19 +22,27 @@ from quantize.ir import IntModel, Node
 
 from .calls import node_calls
 from .emit import environment, render_kernels
+from .families import get_family
 from .toolchain import HOST_CFLAGS, find_compiler
 
 _CACHE: dict[str, ctypes.CDLL] = {}
 _BUILD_DIR = Path(tempfile.gettempdir()) / "intonly-kernel-libs"
 
 
-def _library(family: str, rounding: str, calls) -> ctypes.CDLL:
+def family_host_cflags(family: str) -> str:
+    """Host flags that compile ``family``'s kernels: the family's own flags where its compiler is the host gcc."""
+    fam = get_family(family)
+    return " ".join([HOST_CFLAGS] + ([fam.cflags] if fam.compiler == "gcc" and fam.cflags else []))
+
+
+def _library(family: str, rounding: str, calls, cflags: str | None = None) -> ctypes.CDLL:
     env = environment(family)
+    cflags = family_host_cflags(family) if cflags is None else cflags
     kernels = render_kernels(env, calls, rounding)
     source = env.get_template("kernels.c.j2").render(kernels=kernels, family=family, rounding=rounding)
     runtime = env.get_template("runtime.h.j2").render(rounding=rounding)
     header = env.get_template("kernels.h.j2").render(kernels=kernels)
-    key = hashlib.sha256((source + runtime + header).encode()).hexdigest()[:16]
+    key = hashlib.sha256((source + runtime + header + "\0" + cflags).encode()).hexdigest()[:16]
     if key in _CACHE:
         return _CACHE[key]
     work = _BUILD_DIR / key
@@ -42,7 +52,7 @@ def _library(family: str, rounding: str, calls) -> ctypes.CDLL:
         for name, text in (("kernels.c", source), ("intonly_runtime.h", runtime), ("kernels.h", header)):
             (work / name).write_text(text)
         tmp = work / f"libkernels.{id(calls)}.so"
-        cmd = [find_compiler(), *HOST_CFLAGS.split(), "-shared", "-fPIC", "-o", str(tmp), "kernels.c"]
+        cmd = [find_compiler(), *cflags.split(), "-shared", "-fPIC", "-o", str(tmp), "kernels.c"]
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ToolchainError(f"gcc failed building kernel library in {work}:\n{proc.stderr.strip()}")
@@ -52,11 +62,12 @@ def _library(family: str, rounding: str, calls) -> ctypes.CDLL:
 
 
 def run_node_c(model: IntModel, node: Node, inputs: list[np.ndarray], rounding: str | None = None,
-               family: str = "generic", batch: int = 1) -> np.ndarray:
+               family: str = "generic", batch: int = 1, cflags: str | None = None) -> np.ndarray:
     """Execute ``node`` with the generated C kernels on a batch (``inputs`` batch first, IR dtypes); ``batch``
-    is needed only by a node without inputs (``constant``), whose every sample is the same."""
+    is needed only by a node without inputs (``constant``), whose every sample is the same. ``cflags`` default to
+    :func:`family_host_cflags`."""
     calls = node_calls(model, node)
-    lib = _library(family, rounding or model.rounding, calls)
+    lib = _library(family, rounding or model.rounding, calls, cflags)
     out_info = model.tensors[node.outputs[0]]
     batch = len(inputs[0]) if inputs else batch
     out = np.zeros((batch,) + tuple(out_info.shape), dtype=out_info.dtype)
