@@ -1,4 +1,5 @@
-"""Per op and rounding mode: hwsim's scalar reference kernel == its fast path == the generated C kernel.
+"""Per op and rounding mode: hwsim's scalar reference kernel == its fast path == the generated C kernel (and, for
+conv2d/dense/matmul on an AVX2 host, the x86 family's SIMD kernel: docs/codegen-families.md).
 
 Cases are drawn by hypothesis (shapes, strides, padding, groups, zero points, multipliers, int8/int16) and
 deliberately hit the edges: inputs at the type minimum (-128 / -32768), multipliers of exactly 2^30 so
@@ -18,10 +19,13 @@ from quantize.bounds import weighted_bound
 from quantize.ir import TensorInfo
 
 from conftest import random_ints, single_op_model
+from test_families import host_has_avx2
 from test_numerics import reference
 
 MODES = ["half_up", "double", "half_even"]
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+X86_FAMILY = host_has_avx2()  # the x86 family's kernels run here
+SIMD_OPS = ("conv2d", "dense", "matmul")
 
 
 def act_info(draw, name, shape, bits=None):
@@ -59,6 +63,9 @@ def check(model, inputs, mode):
     c_out = run_node_c(model, node, inputs, rounding=mode)
     np.testing.assert_array_equal(fast, ref, err_msg="fast path != scalar reference")
     np.testing.assert_array_equal(c_out, ref, err_msg="generated C != hwsim")
+    if X86_FAMILY and node.op in SIMD_OPS:
+        x86 = run_node_c(model, node, inputs, rounding=mode, family="x86")
+        np.testing.assert_array_equal(x86, ref, err_msg="x86 family C != hwsim")
     return ref
 
 
