@@ -302,6 +302,65 @@ def test_x86_kernels_use_avx2_and_vnni_instructions(demos, tmp_path, gcc):
         assert has(found["-march=icelake-server"], "vpdpbusd")
 
 
+# Scalar C for the AVX-512 intrinsics the VNNI path calls, from Intel's pseudo-code, so the VNNI path's logic (the
+# x + 128 / sum-of-weights correction, the tail masks, the reductions) runs on this AVX2-only host. Included after
+# immintrin.h, whose guard then makes the kernels' own #include a no-op; the macros rename the types and calls.
+VNNI_EMULATION = r"""
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+typedef union { int8_t b[64]; int32_t d[16]; } emu512;
+typedef uint64_t emumask64;
+#define __m512i emu512
+#define __mmask64 emumask64
+static inline emu512 emu_set1_epi8(char c) { emu512 v; memset(v.b, c, 64); return v; }
+static inline emu512 emu_setzero(void) { emu512 v; memset(&v, 0, sizeof v); return v; }
+static inline emu512 emu_maskz_loadu_epi8(emumask64 m, const void *p)
+{
+    emu512 v;
+    for (int i = 0; i < 64; ++i) v.b[i] = (m >> i & 1) ? ((const int8_t *)p)[i] : 0;
+    return v;
+}
+static inline emu512 emu_xor(emu512 a, emu512 b) { for (int i = 0; i < 64; ++i) a.b[i] ^= b.b[i]; return a; }
+static inline emu512 emu_dpbusd(emu512 s, emu512 a, emu512 b)
+{
+    for (int j = 0; j < 16; ++j) {
+        uint32_t t = (uint32_t)s.d[j];
+        for (int k = 0; k < 4; ++k) t += (uint32_t)((int32_t)(uint8_t)a.b[4 * j + k] * (int32_t)b.b[4 * j + k]);
+        memcpy(&s.d[j], &t, 4);
+    }
+    return s;
+}
+static inline __m256i emu_lo256(emu512 v) { return _mm256_loadu_si256((const __m256i *)v.d); }
+static inline __m256i emu_hi256(emu512 v, int k) { return _mm256_loadu_si256((const __m256i *)(v.d + 8 * k)); }
+#define _mm512_set1_epi8 emu_set1_epi8
+#define _mm512_setzero_si512 emu_setzero
+#define _mm512_maskz_loadu_epi8 emu_maskz_loadu_epi8
+#define _mm512_xor_si512 emu_xor
+#define _mm512_dpbusd_epi32 emu_dpbusd
+#define _mm512_castsi512_si256 emu_lo256
+#define _mm512_extracti64x4_epi64 emu_hi256
+"""
+VNNI_GUARD = "#if defined(__AVX512VNNI__) && defined(__AVX512BW__)"
+
+
+def test_x86_vnni_path_equals_hwsim_with_emulated_intrinsics(demos, layers, tmp_path, gcc):
+    """The VNNI dot products (compile-only on real hardware here) run with the AVX-512 intrinsics emulated in C:
+    the digits CNN and the random layers give hwsim's bits."""
+    require_avx2()
+    for name, (model, inputs, quantized) in {"digits": (demos["digits"][0], demos["digits"][1][:100], False),
+                                             "layers": (layers[0], layers[1], True)}.items():
+        out = tmp_path / name
+        sim = simulate(model, inputs, rounding="half_even", quantized=quantized)
+        project = emit_c(model, out, family="x86", rounding="half_even")
+        kernels = (out / "kernels.c").read_text()
+        assert VNNI_GUARD in kernels
+        (out / "kernels.c").write_text(kernels.replace(VNNI_GUARD, "#if 1 /* AVX-512 emulated */"))
+        (out / "vnni_emulation.h").write_text(VNNI_EMULATION)
+        exe = build_host(out, X86_CFLAGS + " -include vnni_emulation.h")
+        assert_bits_equal(run_host(exe, sim.int_inputs, ports(model, project)), sim.int_outputs, f"VNNI {name}")
+
+
 # ---- neon, qemu-aarch64 ------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("target_name", ["cortex-a76", "cortex-a53"])  # SDOT / vmlal_s16 paths
