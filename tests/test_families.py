@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_tool, single_op_model
 
 from codegen.c import cross
 from codegen.c.emit import emit_c
@@ -32,8 +33,6 @@ from quantize.bounds import weighted_bound
 from quantize.ir import IntModel, TensorInfo
 from quantize.lower import quantize as quantize_workload
 from targets import load_target
-
-from conftest import require_tool, single_op_model
 
 MODES = ["half_up", "double", "half_even"]
 X86_CFLAGS = HOST_CFLAGS + " " + FAMILIES["x86"].cflags
@@ -73,7 +72,7 @@ def act(name, shape, zp, bits=8):
 def requant_pairs(rng, n, magnitude):
     """Per-channel (b, c) scaling accumulators of ~``magnitude`` to ~127 (some saturate, some land mid-range)."""
     b = rng.integers(1 << 30, 1 << 31, size=n)
-    c = 31 + int(round(math.log2(max(magnitude, 1) / 127))) + rng.integers(-1, 2, size=n)
+    c = 31 + round(math.log2(max(magnitude, 1) / 127)) + rng.integers(-1, 2, size=n)
     return b.astype(np.int32), np.clip(c, 1, 62).astype(np.int32)
 
 
