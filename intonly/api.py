@@ -78,10 +78,11 @@ def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[
 
 
 def build_and_run(int_model: IntModel, out_dir, int_inputs, rounding: str | None = None,
-                  cflags: str = HOST_CFLAGS) -> tuple[CProject, list[np.ndarray]]:
+                  cflags: str = HOST_CFLAGS, family: str = "generic") -> tuple[CProject, list[np.ndarray]]:
     """Emit the C project into ``out_dir``, build it with host gcc and run it on the integer inputs
-    (one batch-first array per model input, e.g. ``simulate(...).int_inputs``); returns one array per output."""
-    project = emit_c(int_model, out_dir, rounding=rounding, cflags=cflags)
+    (one batch-first array per model input, e.g. ``simulate(...).int_inputs``); returns one array per output.
+    ``family`` picks the template family (docs/codegen-families.md; e.g. ``"x86"`` with ``cflags`` + ``-mavx2``)."""
+    project = emit_c(int_model, out_dir, family=family, rounding=rounding, cflags=cflags)
     exe = build_host(Path(out_dir), cflags)
     ports = [(int_model.tensors[t].dtype, int_model.tensors[t].shape) for t in project.output_tensors]
     inputs = list(int_inputs) if isinstance(int_inputs, (list, tuple)) else [int_inputs]

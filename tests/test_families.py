@@ -26,7 +26,7 @@ from codegen.c.emit import emit_c
 from codegen.c.families import FAMILIES
 from codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
 from hwsim import simulate
-from intonly import QuantConfig, quantize
+from intonly import QuantConfig, build_and_run, quantize
 from intonly.demos import digits
 from intonly.workloads import load_workload
 from quantize.bounds import weighted_bound
@@ -207,9 +207,8 @@ def ports(model, project):
 def run_family_host(model, inputs, mode, family, out, cflags=X86_CFLAGS, quantized=True):
     """Emit ``model`` in ``family``, build it on the host with ``cflags``, run it; returns (project, hwsim, C)."""
     sim = simulate(model, inputs, rounding=mode, quantized=quantized)
-    project = emit_c(model, out, family=family, rounding=mode, cflags=cflags)
-    exe = build_host(out, cflags)
-    return project, sim.int_outputs, run_host(exe, sim.int_inputs, ports(model, project))
+    project, c_outs = build_and_run(model, out, sim.int_inputs, rounding=mode, cflags=cflags, family=family)
+    return project, sim.int_outputs, c_outs
 
 
 def run_family_target(model, inputs, mode, family, target_name, out, quantized=True, timeout=120):
