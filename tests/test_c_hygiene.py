@@ -293,13 +293,6 @@ def test_distinct_prefixes_keep_identifiers_distinct():
     assert len({c_identifier(n, "") for n in names[:4]}) == 1  # without a unique prefix they collide
 
 
-EMIT_ESCAPES_COMMENTS = getattr(emit, "c_comment", None) is c_comment
-
-
-@pytest.mark.xfail(not EMIT_ESCAPES_COMMENTS, strict=True,
-                   reason="codegen/c/emit.py escapes names into comments with .replace('*/', '* /'): a name with "
-                          "'/*' fails -Wcomment under -Werror and a name with '*\\\\\\n/' (line splice) closes the "
-                          "comment and injects code; fix: use calls.c_comment for the three comment fields")
 def test_hostile_names_cannot_inject_code(digits_model, tmp_path, gcc):
     model, ints = digits_model
     hostile = rename(model)

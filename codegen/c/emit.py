@@ -22,7 +22,7 @@ from quantize.errors import UnsupportedOpError
 from quantize.ir import IntModel
 from quantize.memory import ArenaPlan, plan_model_arena
 
-from .calls import C_TYPES, KernelCall, c_identifier, node_calls
+from .calls import C_TYPES, KernelCall, c_comment, c_identifier, node_calls
 from .families import get_family
 from .toolchain import HOST_CFLAGS
 
@@ -158,7 +158,7 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
         return c_int(arg.value)
 
     steps = [{"fn": call.function, "args": ", ".join(expr(a) for a in call.args),
-              "comment": f"{node.name}: {node.op}".replace("*/", "* /"),
+              "comment": c_comment(f"{node.name}: {node.op}"),
               "profile_mark": i if j == len(calls) - 1 else None}
              for i, (node, calls) in enumerate(per_node) for j, call in enumerate(calls)]
     # INTONLY_PROFILE builds: one timer slot per integer node, read after the node's last kernel call.
@@ -168,11 +168,11 @@ def emit_c(model: IntModel, out_dir: str | Path, family: str = "generic", roundi
 
     def port(i, name):
         t = model.tensors[name]
-        return {"index": i, "name": name.replace("*/", "* /"), "count": math.prod(t.shape), "ctype": C_TYPES[t.dtype],
+        return {"index": i, "name": c_comment(name), "count": math.prod(t.shape), "ctype": C_TYPES[t.dtype],
                 "shape": "x".join(map(str, t.shape)), "scale": f"{t.scale:.9g}", "zp": t.zero_point,
                 "expr": f"input{in_ts.index(name)}" if name in in_ts else f"ARENA + {plan.offsets[name]}"}
 
-    constants = [{"ident": const_ids[n], "name": n.replace("*/", "* /"), "ctype": C_TYPES[str(a.dtype)],
+    constants = [{"ident": const_ids[n], "name": c_comment(n), "ctype": C_TYPES[str(a.dtype)],
                   "size": max(a.size, 1), "shape": list(a.shape), "data": format_values(a) if a.size else "0"}
                  for n, a in model.constants.items()]
     ctx = {"model_name": c_identifier(model.name, ""), "rounding": rounding or model.rounding, "family": family,
