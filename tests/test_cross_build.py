@@ -95,7 +95,7 @@ def test_cli_build_run_writes_build_json(tmp_path):
                           text=True)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "build.json").read_text())
-    assert report["model"] == "digits_cnn" and report["target"] == "cortex-m4" and report["family"] == "generic"
+    assert report["model"] == "digits_cnn" and report["target"] == "cortex-m4" and report["family"] == "cortex-m-dsp"
     assert report["bit_exact"] is True
     assert report["run"]["samples"] == SAMPLES and report["run"]["mismatched_elements"] == 0
     assert report["run"]["command"].split()[0].endswith("qemu-system-arm")
