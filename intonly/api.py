@@ -186,7 +186,10 @@ class TargetBuild:
                    "elements": int(sum(o.size for o in self.outputs)),
                    "command": " ".join(self.run_command or []), "wall_s": round(self.run_wall_s, 3),
                    "wall_ms_per_sample": round(1e3 * self.run_wall_s / max(samples, 1), 3)}
+        specialised = sorted({k["op"] for k in self.project.kernels if k["source"] != "generic"})
+        fallback = sorted({k["op"] for k in self.project.kernels if k["source"] == "generic"})
         return {"target": self.target, "family": self.family, "rounding": self.rounding,
+                "specialised_ops": specialised, "fallback_ops": fallback,
                 "compiler": self.commands[0].split()[0] if self.commands else None,
                 "commands": self.commands, "elf": str(self.elf.relative_to(self.project.directory.resolve())),
                 "sizes": self.sizes,

@@ -102,6 +102,8 @@ def print_report(r: dict, out: Path, console: Console) -> None:
     table = Table(title=f"intonly build: {r['model']} for {r['target']} ({r['family']} C, {r['rounding']} rounding)",
                   show_header=False)
     table.add_row("compiler", r["compiler"])
+    table.add_row(f"{r['family']} kernels", ", ".join(r["specialised_ops"]) or "none")
+    table.add_row("generic fallback", ", ".join(r["fallback_ops"]) or "none")
     table.add_row("flash (text + rodata)", f"{s['flash_bytes']:,} B (model {s.get('model_flash_bytes', 0):,} B)")
     table.add_row("RAM (data + bss)", f"{s['ram_bytes']:,} B (model {s.get('model_ram_bytes', 0):,} B)")
     a = r["arena"]

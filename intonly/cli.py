@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "estimate":
             jobs.estimate_job(args, console)
         elif args.command == "build":
-            build_job.run(args, console)
+            report = build_job.run(args, console)
+            if report["bit_exact"] is False:  # --run found the target's outputs differ from hwsim's
+                return 1
         elif args.command == "targets":
             targets_cli.run(args, console)
     except IntonlyError as exc:
