@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            jobs.run_job(args, console)
+            summary = jobs.run_job(args, console)
+            if not summary["bit_exact"]["c_host"]:  # the generated C disagreed with hwsim
+                return 1
         elif args.command == "inspect":
             jobs.inspect_job(args.file, console)
         elif args.command == "compare":
