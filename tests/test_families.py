@@ -128,9 +128,14 @@ def random_layers():
                                         dilation=(2, 2), groups=3, zp_in=37, zp_out=5, out_bits=16)),
         ("conv1x1_c37_oc21", conv_layer(rng, 5, 6, 37, 21, (1, 1), zp_in=127, zp_out=-3)),
         ("conv1x1_s2_pad1", conv_layer(rng, 5, 6, 24, 8, (1, 1), stride=(2, 2), padding=(1, 1, 1, 1), zp_in=-60)),
+        ("stem3x3_s2_c3_oc37", conv_layer(rng, 11, 10, 3, 37, (3, 3), stride=(2, 2), padding=(0, 0, 1, 1), zp_in=-128,
+                                          zp_out=7, out_bits=16)),
+        ("conv3x3_g2_ocg8", conv_layer(rng, 6, 5, 8, 16, (3, 3), padding=(1, 1, 1, 1), groups=2, zp_in=127, zp_out=-20)),
         ("dw3x3_c19", conv_layer(rng, 7, 9, 19, 19, (3, 3), padding=(1, 1, 1, 1), groups=19, zp_in=-5, zp_out=-128)),
         ("dw5x5_d2_c24", conv_layer(rng, 8, 8, 24, 24, (5, 5), padding=(4, 4, 4, 4), dilation=(2, 2), groups=24,
                                     zp_in=100)),
+        ("dw3x3_s2_c16", conv_layer(rng, 9, 11, 16, 16, (3, 3), stride=(2, 2), padding=(0, 0, 1, 1), groups=16,
+                                    zp_in=-128, zp_out=3, out_bits=16)),
         ("dw_mult2_c6", conv_layer(rng, 6, 6, 6, 12, (3, 3), padding=(1, 1, 1, 1), groups=6, zp_in=-128)),
         ("dw9x9_c9", conv_layer(rng, 10, 10, 9, 9, (9, 9), padding=(4, 4, 4, 4), groups=9, zp_in=11)),
         ("conv_patch_over_4096", conv_layer(rng, 3, 3, 520, 5, (3, 3), padding=(1, 1, 1, 1), zp_in=-128)),
@@ -298,6 +303,101 @@ def test_x86_kernels_use_avx2_and_vnni_instructions(demos, tmp_path, gcc):
             found[flags] = subprocess.run([objdump, "-d", str(obj)], capture_output=True, text=True, check=True).stdout
         assert has(found["-mavx2 -mfma"], "vpmaddwd") and not has(found["-mavx2 -mfma"], "vpdpbusd")
         assert has(found["-march=icelake-server"], "vpdpbusd")
+
+
+REQUANT_HARNESS = r"""
+#include <stdio.h>
+#include "intonly_runtime.h"
+#include "helpers.h"
+/* per line: bits zp lo hi, then 8 x (acc b c); prints the 8 outputs of intonly_simd_requant_int<bits> */
+int main(void)
+{
+    int bits;
+    long zp, lo, hi;
+    while (scanf("%d %ld %ld %ld", &bits, &zp, &lo, &hi) == 4) {
+        int32_t acc[8], mult[8], shift[8];
+        int8_t y8[8];
+        int16_t y16[8];
+        for (int i = 0; i < 8; ++i) {
+            long a, b, c;
+            if (scanf("%ld %ld %ld", &a, &b, &c) != 3) {
+                return 1;
+            }
+            acc[i] = (int32_t)a;
+            mult[i] = (int32_t)b;
+            shift[i] = (int32_t)c;
+        }
+        if (bits == 8) {
+            intonly_simd_requant_int8(y8, acc, mult, shift, 8, (int32_t)zp, (int32_t)lo, (int32_t)hi);
+        } else {
+            intonly_simd_requant_int16(y16, acc, mult, shift, 8, (int32_t)zp, (int32_t)lo, (int32_t)hi);
+        }
+        for (int i = 0; i < 8; ++i) {
+            printf("%d ", bits == 8 ? (int)y8[i] : (int)y16[i]);
+        }
+        printf("\n");
+    }
+    return 0;
+}
+"""
+
+
+def requant_cases(rng, n_lines=3000):
+    """(bits, zp, lo, hi, [(acc, b, c)] * 8) lines: every shift 1..62, accumulators and multipliers at their
+    extremes, exact ties of a * b / 2^c for each shift, random values; output ranges of int8 and int16, narrowed
+    ones, zero points at both ends."""
+    acc_edges = [-(2**31), 2**31 - 1, 0, 1, -1, 2**15, -(2**15)]
+    mult_edges = [0, 1, 2**30, 2**31 - 1]
+    lanes = []
+    for c in range(1, 63):
+        for a in acc_edges:
+            for b in mult_edges:
+                lanes.append((a, b, c))
+        for _ in range(40):  # a * 2^30 = 2^(c-1) mod 2^c: a tie (a = k 2^(c-30) + 2^(c-31) for c >= 31)
+            if 31 <= c <= 61:
+                k = int(rng.integers(-(2**(61 - c)), 2**(61 - c)))
+                a = k * 2**(c - 30) + 2**(c - 31)
+            else:
+                a = int(rng.integers(-(2**31), 2**31))
+            if -(2**31) <= a < 2**31:
+                lanes.append((a, 2**30, c))
+    while len(lanes) < 8 * n_lines:
+        lanes.append((int(rng.integers(-(2**31), 2**31)), int(rng.integers(0, 2**31)), int(rng.integers(1, 63))))
+    lanes = [lanes[i] for i in rng.permutation(len(lanes))]
+    ranges = [(8, -128, 127), (8, -128, -128), (8, 0, 6), (8, 127, 127), (16, -32768, 32767), (16, -100, 3000)]
+    lines = []
+    for i in range(0, len(lanes) - 7, 8):
+        bits, lo, hi = ranges[(i // 8) % len(ranges)]
+        zp = [-128, 127, 0, int(rng.integers(-128, 128))][(i // 8) % 4]
+        lines.append((bits, zp, lo, hi, lanes[i:i + 8]))
+    return lines
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_x86_vector_requant_equals_hwsim_on_edges_and_ties(mode, tmp_path, gcc):
+    """intonly_simd_requant_int8/16 (8 lanes in int64 arithmetic, no 64-bit arithmetic shift in AVX2) give
+    clamp(R(acc; b, c) + zp, lo, hi) of hwsim for every shift 1..62, accumulators and multipliers at their ends,
+    exact ties, and 24 000 random lanes."""
+    require_avx2()
+    from codegen.c.emit import environment
+    from hwsim.numerics import requant, rounding_id
+
+    env = environment("x86")
+    (tmp_path / "intonly_runtime.h").write_text(env.get_template("runtime.h.j2").render(rounding=mode))
+    (tmp_path / "helpers.h").write_text(env.get_template("_helpers.c.j2").render(rounding=mode))
+    (tmp_path / "main.c").write_text(REQUANT_HARNESS)
+    subprocess.run([gcc, *X86_CFLAGS.split(), "-o", "requant", "main.c"], cwd=tmp_path, check=True)
+    lines = requant_cases(np.random.default_rng(11))
+    text = "\n".join(f"{bits} {zp} {lo} {hi} " + " ".join(f"{a} {b} {c}" for a, b, c in lanes)
+                     for bits, zp, lo, hi, lanes in lines)
+    got = subprocess.run([str(tmp_path / "requant")], input=text, capture_output=True, text=True, check=True).stdout
+    got = [[int(v) for v in line.split()] for line in got.splitlines()]
+    mid = rounding_id(mode)
+    want = [[min(max(int(requant(a, b, c, mid)) + zp, lo), hi) for a, b, c in lanes]
+            for _, zp, lo, hi, lanes in lines]
+    assert len(got) == len(want) == len(lines)
+    bad = [(line, g, w) for line, g, w in zip(lines, got, want) if g != w]
+    assert not bad, f"{len(bad)} of {len(lines)} lines differ, first: {bad[0]}"
 
 
 # Scalar C for the AVX-512 intrinsics the VNNI path calls, from Intel's pseudo-code, so the VNNI path's logic (the
