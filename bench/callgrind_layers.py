@@ -2,6 +2,7 @@
 
     python bench/callgrind_layers.py [--out bench/results/callgrind_layers.json] [--only A,B]
                                      [--families generic,x86] [--jobs N] [--keep DIR]
+                                     [--rounding half_up|double|half_even]
 
 Cases: the cases of ``bench/layer_suite.py`` whose integer node is a conv2d or a dense layer (3x3 conv,
 depthwise 3x3, 1x1 conv, dense; the DeiT fc1 included), one sample each (``suite(names, samples=1)``).
@@ -119,12 +120,12 @@ def inclusive_counts(callgrind_out: Path, exe: Path) -> dict[str, int]:
     return counts
 
 
-def measure(case: LayerCase, family: str, flags: str, work: Path) -> dict:
+def measure(case: LayerCase, family: str, flags: str, work: Path, rounding: str | None = None) -> dict:
     model = case.int_model
     (node,) = model.integer_nodes()
     cflags = f"{HOST_CFLAGS} {flags}".strip()
     out_dir = work / f"{case.name}.{family}"
-    project = emit_c(model, out_dir, family=family, cflags=cflags)
+    project = emit_c(model, out_dir, family=family, cflags=cflags, rounding=rounding)
     exe = build_host(out_dir, cflags)
     records = np.empty(1, dtype=sample_dtype([(a.dtype, a.shape[1:]) for a in case.x]))
     for i, arr in enumerate(case.x):
@@ -140,7 +141,7 @@ def measure(case: LayerCase, family: str, flags: str, work: Path) -> dict:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-2000:]}")
     ports = [(model.tensors[t].dtype, model.tensors[t].shape) for t in project.output_tensors]
     got = np.fromfile(out_dir / "out.bin", dtype=sample_dtype(ports))["p0"]
-    want = simulate(model, [a[:1] for a in case.x], quantized=True).int_outputs[0]
+    want = simulate(model, [a[:1] for a in case.x], quantized=True, rounding=rounding).int_outputs[0]
     counts = inclusive_counts(cg_out, exe)
     fns = list(dict.fromkeys(call.function for call in node_calls(model, node)))
     missing = [f for f in fns if f not in counts]
@@ -202,6 +203,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--families", help="comma-separated families (default: every one that runs on this host)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="parallel callgrind runs")
     ap.add_argument("--keep", type=Path, help="build in this folder and keep it (default: a temporary folder)")
+    ap.add_argument("--rounding", choices=["half_up", "double", "half_even"],
+                    help="requant rounding of the generated C (default: the model's, half_up; CMSIS-NN's is double)")
     args = ap.parse_args(argv)
     for tool in ("valgrind", "callgrind_annotate"):
         if shutil.which(tool) is None:
@@ -235,7 +238,7 @@ def main(argv=None) -> dict:
     try:
         jobs = [(case, fam, flags) for case in cases for fam, flags in families.items()]
         with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-            measured = list(pool.map(lambda j: measure(j[0], j[1], j[2], work), jobs))
+            measured = list(pool.map(lambda j: measure(j[0], j[1], j[2], work, args.rounding), jobs))
     finally:
         if work_ctx is not None:
             work_ctx.cleanup()
@@ -254,14 +257,15 @@ def main(argv=None) -> dict:
             if fam != "generic" and base:
                 row[f"ratio_{fam}_over_generic"] = m["instructions"] / base["instructions"]
     method = __doc__.split("Method, per case and family:")[1].strip().split("\n\n")[0]
-    result = {"machine": machine(), "method": " ".join(method.split()), "host_cflags": HOST_CFLAGS,
+    rounding = args.rounding or cases[0].int_model.rounding
+    result = {"machine": machine(), "method": " ".join(method.split()), "host_cflags": HOST_CFLAGS, "rounding": rounding,
               "families": list(families), "family_cflags": families, "skipped_families": skipped, "cases": rows,
               "all_bit_exact": all(m["bit_exact"] for m in measured),
               "seconds": round(time.perf_counter() - start, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(table(result))
-    print(f"skipped families: {skipped or 'none'}; bit-exact vs hwsim: {result['all_bit_exact']}; "
+    print(f"rounding: {rounding}; skipped families: {skipped or 'none'}; bit-exact vs hwsim: {result['all_bit_exact']}; "
           f"{result['seconds']} s; wrote {args.out}")
     return result
 
