@@ -31,8 +31,8 @@ Method, per case and family:
 ``ratio_<family>_over_generic`` = that family's instructions / generic's, per case. Instruction counts are exact
 and deterministic for a given compiler and flags (no timing: ``--jobs`` runs cases in parallel), but they are
 not time: a vector instruction does 8-32 MACs yet may cost more cycles than a scalar one, and memory stalls are
-not counted. Runtime: about 80 s on 2 cores (of which ~15 s build the suite; the generic ResNet 3x3 convs
-dominate: ~0.95 G instructions, 10-13 s each under callgrind).
+not counted. Runtime: about 30 s on 2 cores (the generic ResNet 3x3 convs dominate: ~0.48 G instructions each
+under callgrind).
 """
 
 from __future__ import annotations
