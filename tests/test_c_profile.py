@@ -104,6 +104,8 @@ def test_c_string_literal_denotes_the_exact_bytes(tmp_path, gcc):
     assert out.split(b"\0")[:-1] == [t.encode() for t in NASTY_STRINGS]
     with pytest.raises(ValueError):
         c_string_literal("nul\0byte")
+    # a lone surrogate has no UTF-8 form: it is spelled as its escape (what a JSON file may decode to)
+    assert c_string_literal("a\ud800b") == '"a\\\\ud800b"'
 
 
 def test_hostile_node_name_compiles_and_round_trips(tmp_path, gcc):

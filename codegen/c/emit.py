@@ -102,9 +102,10 @@ def c_string_literal(text: str) -> str:
     Letters, digits, space and punctuation other than ``"``, ``\\`` and ``?`` are kept; ``"`` and ``\\`` are
     backslash-escaped; every other byte (controls, non-ASCII, ``?``, which could start a ``??/`` trigraph under
     ``-std=c99``) becomes a three-digit octal escape, which cannot swallow a following digit the way ``\\x``
-    escapes do. A NUL byte would end the C string early, so it is rejected."""
+    escapes do. A NUL byte would end the C string early, so it is rejected. A lone surrogate (a name read from
+    JSON may hold one; it has no UTF-8 form) is written as its Python escape ``\\udXXX``, as text."""
     out = []
-    for byte in text.encode("utf-8"):
+    for byte in text.encode("utf-8", "backslashreplace"):
         ch = chr(byte)
         if byte == 0:
             raise ValueError(f"{text!r}: a NUL character cannot appear in a C string")
