@@ -26,7 +26,7 @@ activations, or the constants the largest level that may hold weights.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from quantize.errors import ConfigError
 from quantize.ir import IntModel, Node
@@ -50,6 +50,15 @@ class LayerCost:
     latency_ms: float
     energy_uj: float
 
+    def as_dict(self) -> dict:
+        """``dataclasses.asdict(self)`` (same keys, order and values), without its recursive deep copy."""
+        d = {name: getattr(self, name) for name in _LAYER_FIELDS}
+        d["ops"], d["bytes"] = dict(self.ops), dict(self.bytes)
+        return d
+
+
+_LAYER_FIELDS = tuple(f.name for f in fields(LayerCost))
+
 
 @dataclass
 class Estimate:
@@ -69,7 +78,7 @@ class Estimate:
     def as_dict(self) -> dict:
         """The JSON form: ``{"target", "clock_mhz", "batch", "layers": [...], "total": {...}, "fits", "notes"}``."""
         return {"target": self.target, "clock_mhz": self.clock_mhz, "batch": self.batch,
-                "layers": [asdict(layer) for layer in self.layers],
+                "layers": [layer.as_dict() for layer in self.layers],
                 "total": {"latency_ms": self.latency_ms, "energy_uj": self.energy_uj,
                           "energy_split_uj": self.energy_split_uj, "peak_ram_bytes": self.peak_ram_bytes,
                           "flash_bytes": self.flash_bytes, "arena_bytes": self.arena_bytes},
@@ -85,9 +94,17 @@ def _level_for(target: Target, what: str, size: int) -> MemoryLevel:
     return max(levels, key=lambda m: m.size_bytes.value)
 
 
-def _layer_bytes(model: IntModel, node: Node, batch: int) -> tuple[int, int]:
-    """(activation bytes for the batch, weight bytes once per batch) that ``node`` reads and writes."""
-    constants = {n.outputs[0] for n in model.nodes if n.op == "constant"}
+def constant_outputs(model: IntModel) -> frozenset[str]:
+    """The tensors written by ``constant`` nodes (constant tensors such as position embeddings: weight bytes)."""
+    return frozenset(n.outputs[0] for n in model.nodes if n.op == "constant")
+
+
+def _layer_bytes(model: IntModel, node: Node, batch: int, constants: frozenset[str] | None = None) -> tuple[int, int]:
+    """(activation bytes for the batch, weight bytes once per batch) that ``node`` reads and writes.
+    ``constants``: :func:`constant_outputs` of ``model``, computed here when not given (pass it when costing
+    many nodes of one model: it is a scan of every node)."""
+    if constants is None:
+        constants = constant_outputs(model)
     weights = sum(model.constants[c].nbytes for c in node.params.values())
     weights += sum(tensor_bytes(model, t) for t in node.inputs if t in constants)
     acts = sum(tensor_bytes(model, t) for t in node.inputs if t not in constants and model.tensors[t].dtype != "float32")
@@ -96,11 +113,12 @@ def _layer_bytes(model: IntModel, node: Node, batch: int) -> tuple[int, int]:
     return acts * batch, int(weights)
 
 
-def layer_cost(model: IntModel, node: Node, target: Target, batch: int = 1) -> LayerCost:
-    """Steps 1-7 of the module docstring for one node."""
+def layer_cost(model: IntModel, node: Node, target: Target, batch: int = 1,
+               constants: frozenset[str] | None = None) -> LayerCost:
+    """Steps 1-7 of the module docstring for one node. ``constants``: as for :func:`_layer_bytes`."""
     ops = Counter({c: n * batch for c, n in op_work(model, node).items()})
     compute = sum(n / target.throughput[c].value for c, n in ops.items())
-    act_bytes, weight_bytes = _layer_bytes(model, node, batch)
+    act_bytes, weight_bytes = _layer_bytes(model, node, batch, constants)
     moved: Counter = Counter()
     if act_bytes:
         moved[_level_for(target, "activations", act_bytes).name] += act_bytes
@@ -122,7 +140,8 @@ def estimate(model: IntModel, target: Target, batch: int = 1) -> Estimate:
     """Per-layer and total latency, energy, peak RAM and flash of ``model`` on ``target`` for ``batch`` samples."""
     if batch < 1:
         raise ConfigError(f"batch must be >= 1, got {batch}")
-    layers = [layer_cost(model, node, target, batch) for node in model.nodes]
+    constants = constant_outputs(model)
+    layers = [layer_cost(model, node, target, batch, constants) for node in model.nodes]
     latency = sum(layer.latency_ms for layer in layers)
     static = target.static_mw.value * latency
     memory = sum(b * m.pj_per_byte.value for layer in layers for m in target.memory

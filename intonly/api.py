@@ -105,13 +105,14 @@ def accuracy(logits: np.ndarray, labels) -> float | None:
 
 
 def _targets(specs) -> list[Target]:
-    items = specs.split(",") if isinstance(specs, str) else list(specs)
+    items = specs.split(",") if isinstance(specs, str) else [specs] if isinstance(specs, Target) else list(specs)
     return [t if isinstance(t, Target) else load_target(t.strip()) for t in items]
 
 
 def estimate(int_model: IntModel, targets, batch: int = 1) -> list[Estimate]:
     """Latency, energy, peak RAM and flash of ``int_model`` on each target (names such as "cortex-m7@480MHz",
-    a comma-separated string of them, or :class:`targets.Target` objects); see hwsim/cost.py for the rules."""
+    a comma-separated string of them, a :class:`targets.Target` or a list of them); see hwsim/cost.py for the
+    rules."""
     return [_estimate(int_model, t, batch) for t in _targets(targets)]
 
 

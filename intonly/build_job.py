@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -23,6 +24,12 @@ from rich.table import Table
 from quantize.errors import ConfigError
 from quantize.ir import IntModel
 from targets import load_target
+
+from .demos import DEMOS
+from .display import text
+from .output import check_out, default_out, output_folder
+
+BUILD_DEMOS = ("digits", "vit")
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -42,42 +49,47 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _load(args, console: Console, samples: int):
-    """(IntModel, float test inputs or None, integer test inputs or None)."""
-    if Path(args.model).is_file():
+    """``(IntModel, test inputs or None, workload or None)``: an .intonly file is loaded (its test inputs are
+    seeded random integers over each input's range, as it carries no data); a demo's workload is returned to be
+    quantized inside the output folder's context."""
+    if args.model not in DEMOS:
         model = IntModel.load(args.model)
         if not args.run:
-            return model, None
-        # An .intonly file carries no data: random integers over each input's range, seeded.
+            return model, None, None
         rng = np.random.default_rng(0)
         xs = []
         for node in (n for n in model.nodes if n.op == "quantize"):
             info = model.tensors[node.outputs[0]]
             lo, hi = info.qrange()
             xs.append(rng.integers(lo, hi + 1, size=(samples, *info.shape)).astype(info.dtype))
-        return model, ("quantized", xs)
-    from . import api
+        return model, ("quantized", xs), None
     from .workloads import load_workload
 
-    if args.model not in ("digits", "vit"):
-        raise ConfigError(f"intonly build: {args.model!r} is neither an .intonly file nor a bundled demo "
-                          f"(digits, vit)")
+    if args.model not in BUILD_DEMOS:
+        raise ConfigError(f"intonly build: the demo {args.model!r} is not built for targets (demos: "
+                          f"{', '.join(BUILD_DEMOS)}; or give an .intonly file)")
     work = load_workload(args.model)
-    with console.status(f"calibrating on {len(work.calib[0])} samples and quantizing {work.name}"):
-        model = api.quantize(work.model, work.calib, work.config, name=work.name)
-    return model, ("float", [a[:samples] for a in work.x])
+    return None, ("float", [a[:samples] for a in work.x]), work
 
 
 def run(args, console: Console) -> dict:
     from . import api
-    from .jobs import staged_output
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}")
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        raise ConfigError(f"--timeout must be a number of seconds > 0, got {args.timeout:g}")
+    inputs = [args.model, *args.target_dir]
+    if args.out:
+        check_out(Path(args.out), inputs)
     target = load_target(args.target, args.target_dir)
-    model, data = _load(args, console, args.samples)
-    out = Path(args.out or f"out/build/{model.name}/{target.label}")
+    model, data, work = _load(args, console, args.samples)
+    out = Path(args.out) if args.out else default_out("build", model.name if model else work.name, target.label)
     steps = {}
-    with staged_output(out) as stage:
+    with output_folder(out, inputs, "intonly build") as stage:
+        if work is not None:
+            with console.status(text(f"calibrating on {len(work.calib[0])} samples and quantizing {work.name}")):
+                model = api.quantize(work.model, work.calib, work.config, name=work.name)
         model.save(stage / "model.intonly")
         int_inputs = None
         if args.run:
@@ -85,8 +97,8 @@ def run(args, console: Console) -> dict:
             t0 = time.perf_counter()
             int_inputs = xs if kind == "quantized" else api.simulate(model, xs, target=target).int_inputs
             steps["simulate_s"] = time.perf_counter() - t0
-        with console.status(f"building for {target.label}" + (f" and running {args.samples} samples" if args.run
-                                                               else "")):
+        with console.status(text(f"building for {target.label}" +
+                                 (f" and running {args.samples} samples" if args.run else ""))):
             t0 = time.perf_counter()
             built = api.build_for(model, target, stage / "c", run_inputs=int_inputs, timeout=args.timeout)
             steps["build_and_run_s"] = time.perf_counter() - t0
@@ -99,10 +111,11 @@ def run(args, console: Console) -> dict:
 
 def print_report(r: dict, out: Path, console: Console) -> None:
     s = r["sizes"]
-    table = Table(title=f"intonly build: {r['model']} for {r['target']} ({r['family']} C, {r['rounding']} rounding)",
+    table = Table(title=text(f"intonly build: {r['model']} for {r['target']} ({r['family']} C, {r['rounding']} "
+                             "rounding)"),
                   show_header=False)
-    table.add_row("compiler", r["compiler"])
-    table.add_row(f"{r['family']} kernels", ", ".join(r["specialised_ops"]) or "none")
+    table.add_row("compiler", text(r["compiler"]))
+    table.add_row(text(f"{r['family']} kernels"), ", ".join(r["specialised_ops"]) or "none")
     table.add_row("generic fallback", ", ".join(r["fallback_ops"]) or "none")
     table.add_row("flash (text + rodata)", f"{s['flash_bytes']:,} B (model {s.get('model_flash_bytes', 0):,} B)")
     table.add_row("RAM (data + bss)", f"{s['ram_bytes']:,} B (model {s.get('model_ram_bytes', 0):,} B)")
@@ -115,5 +128,5 @@ def print_report(r: dict, out: Path, console: Console) -> None:
             f"[red]DIFFERENT in {run['mismatched_elements']} of {run['elements']} elements[/]"
         table.add_row("target vs hwsim", f"{verdict} on {run['samples']} samples")
         table.add_row("emulator wall time", f"{run['wall_s']:.3f} s ({run['wall_ms_per_sample']:.3f} ms/sample)")
-    table.add_row("output folder", str(out))
+    table.add_row("output folder", text(out))
     console.print(table)

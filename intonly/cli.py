@@ -1,11 +1,12 @@
-"""The ``intonly`` command line: run, inspect, compare, estimate, targets.
+"""The ``intonly`` command line: run, inspect, compare, estimate, build, targets.
 
-Any :class:`quantize.errors.IntonlyError` becomes one message on stderr and exit code 2.
+Any :class:`quantize.errors.IntonlyError` becomes one message on stderr and exit code 2 (see :func:`main`).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
 from quantize.ops import ROUNDING_MODES
 
 from . import build_job, jobs, targets_cli
+from .output import StopSignals
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -44,9 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="quantize, simulate, generate+build+run C, compare (default: digits CNN)")
     _add_quant_options(run)
-    run.add_argument("--out", help="output folder, replaced atomically on success (default out/<demo>)")
+    run.add_argument("--out", help="output folder, replaced atomically on success; an existing folder is replaced "
+                                    "only if intonly made it (default out/<demo>)")
     ins = sub.add_parser("inspect", help="print the graph of an .intonly model: nodes, dtypes, bits, params, MACs")
     ins.add_argument("file")
+    ins.add_argument("--all", action="store_true", help="list every node, bound and wide tensor (default: the first "
+                                                        "and last 100 of each)")
     cmp = sub.add_parser("compare", help="per-layer FP32 vs integer SQNR and max |error| in LSBs")
     _add_quant_options(cmp)
     cmp.add_argument("--int-model", help="an .intonly file to compare instead of quantizing again")
@@ -56,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "from the first target's")
     cmp.add_argument("--target-dir", action="append", default=[], help="a directory of third-party target files")
     est = sub.add_parser("estimate", help="per-layer latency, energy, peak RAM and flash on one or more targets")
-    est.add_argument("model", help="an .intonly file, or a bundled demo name (digits, vit, minilm) to quantize first")
-    est.add_argument("--data", help=argparse.SUPPRESS)
+    est.add_argument("model", help="an .intonly file, or a float model to quantize first: a bundled demo (digits, "
+                                   "vit, minilm) or FILE.py:NAME with --data")
+    est.add_argument("--data", help="for FILE.py:NAME models: .npz as for intonly run")
     est.add_argument("--target", help="comma-separated targets, NAME or NAME@480MHz (default: every target)")
     est.add_argument("--target-dir", action="append", default=[], help="a directory of third-party target files")
     est.add_argument("--batch", type=int, default=1, help="samples per inference (default 1)")
@@ -69,27 +75,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand. Exit codes: 0 done; 1 the generated code's outputs differ from hwsim's; 2 one
+    :class:`IntonlyError` (bad input, refused output folder, missing tool: one message on stderr); 128 + N when
+    signal N stopped it (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). Output folders are staged, so an error or a
+    signal leaves none."""
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            summary = jobs.run_job(args, console)
-            if not summary["bit_exact"]["c_host"]:  # the generated C disagreed with hwsim
-                return 1
-        elif args.command == "inspect":
-            jobs.inspect_job(args.file, console)
-        elif args.command == "compare":
-            jobs.compare_job(args, console)
-        elif args.command == "estimate":
-            jobs.estimate_job(args, console)
-        elif args.command == "build":
-            report = build_job.run(args, console)
-            if report["bit_exact"] is False:  # --run found the target's outputs differ from hwsim's
-                return 1
-        elif args.command == "targets":
-            targets_cli.run(args, console)
-    except IntonlyError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        with StopSignals():
+            return _dispatch(args)
+    except BaseException as exc:
+        if StopSignals.signum is not None:   # whatever the interrupted library turned the signal into
+            name = signal.Signals(StopSignals.signum).name
+            print(f"intonly: stopped by {name}; no output folder was written or changed", file=sys.stderr)
+            return 128 + StopSignals.signum
+        if isinstance(exc, IntonlyError):
+            print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        summary = jobs.run_job(args, console)
+        if not summary["bit_exact"]["c_host"]:  # the generated C disagreed with hwsim
+            return 1
+    elif args.command == "inspect":
+        jobs.inspect_job(args.file, console, all_rows=args.all)
+    elif args.command == "compare":
+        jobs.compare_job(args, console)
+    elif args.command == "estimate":
+        jobs.estimate_job(args, console)
+    elif args.command == "build":
+        report = build_job.run(args, console)
+        if report["bit_exact"] is False:  # --run found the target's outputs differ from hwsim's
+            return 1
+    elif args.command == "targets":
+        targets_cli.run(args, console)
     return 0
 
 

@@ -1,5 +1,11 @@
 """What ``intonly estimate`` shows and writes: a totals table, per-layer tables, ``estimate.json`` and a plot
-(``estimate.png`` and ``estimate.html``: per-layer latency and energy of every target, log scale)."""
+(``estimate.png`` and ``estimate.html``: per-layer latency and energy of every target, log scale).
+
+Model, node and target names come from user files: the tables show them as literal :class:`rich.text.Text`
+(no markup or emoji codes; non-printable characters as escapes), the plot draws every text holding a name
+without mathtext or TeX (a ``$`` is a dollar sign), and the HTML page escapes them. The plot's size is
+bounded for any layer count.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,21 @@ import json
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from hwsim.cost import Estimate
+
+from .display import literal, text
+
+# The plot: PLOT_INCH_PER_LAYER of width per layer up to PLOT_MAX_WIDTH_IN; at most PLOT_MAX_TICK_LABELS
+# layers are named on the x axis (every k-th layer beyond that); markers on every point only up to
+# PLOT_MARKER_MAX_LAYERS layers.
+PLOT_INCH_PER_LAYER = 0.25
+PLOT_MAX_WIDTH_IN = 40.0
+PLOT_HEIGHT_IN = 9.0
+PLOT_DPI = 110
+PLOT_MAX_TICK_LABELS = 150
+PLOT_MARKER_MAX_LAYERS = 200
 
 
 def _kib(n: int) -> str:
@@ -18,29 +37,32 @@ def _kib(n: int) -> str:
 
 
 def totals_table(model_name: str, estimates: list[Estimate]) -> Table:
-    table = Table(title=f"intonly estimate: {model_name} (batch {estimates[0].batch})")
+    table = Table(title=text(f"intonly estimate: {model_name} (batch {estimates[0].batch})"))
     for col in ("target", "MHz", "latency ms", "energy µJ", "compute/memory-bound layers", "peak RAM", "flash", "fits"):
         table.add_column(col, justify="left" if col in ("target", "fits") else "right")
     for e in estimates:
         bound = sum(layer.bound == "compute" for layer in e.layers if layer.cycles)
-        table.add_row(e.target, f"{e.clock_mhz:g}", f"{e.latency_ms:.4g}", f"{e.energy_uj:.4g}",
+        fits = Text("yes") if e.fits else Text.assemble(("no", "red"), ": " + literal("; ".join(e.notes)))
+        table.add_row(text(e.target), f"{e.clock_mhz:g}", f"{e.latency_ms:.4g}", f"{e.energy_uj:.4g}",
                       f"{bound}/{sum(1 for layer in e.layers if layer.cycles) - bound}", _kib(e.peak_ram_bytes),
-                      _kib(e.flash_bytes), "yes" if e.fits else "[red]no[/]: " + "; ".join(e.notes))
+                      _kib(e.flash_bytes), fits)
     return table
 
 
 def layers_table(e: Estimate) -> Table:
-    table = Table(title=f"per layer on {e.target}")
+    table = Table(title=text(f"per layer on {e.target}"))
     for col in ("node", "op", "compute cyc", "memory cyc", "overhead cyc", "bound", "latency ms", "energy µJ"):
         table.add_column(col, justify="left" if col in ("node", "op", "bound") else "right")
     for layer in e.layers:
-        table.add_row(layer.node, layer.op, f"{layer.compute_cycles:,.0f}", f"{layer.memory_cycles:,.0f}",
+        table.add_row(text(layer.node), text(layer.op), f"{layer.compute_cycles:,.0f}", f"{layer.memory_cycles:,.0f}",
                       f"{layer.overhead_cycles:,.0f}", layer.bound, f"{layer.latency_ms:.4g}", f"{layer.energy_uj:.4g}")
     return table
 
 
 def write_json(model_name: str, estimates: list[Estimate], path: Path) -> None:
-    path.write_text(json.dumps({"model": model_name, "estimates": [e.as_dict() for e in estimates]}, indent=1))
+    """``estimate.json``, encoded straight into the file (a large graph's text is never held in memory)."""
+    with open(path, "w") as f:
+        json.dump({"model": model_name, "estimates": [e.as_dict() for e in estimates]}, f, indent=1)
 
 
 def plot(model_name: str, estimates: list[Estimate], png: Path, page: Path) -> None:
@@ -50,25 +72,8 @@ def plot(model_name: str, estimates: list[Estimate], png: Path, page: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    layers = [layer.node for layer in estimates[0].layers if layer.op != "constant"]
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 0.25 * len(layers) + 4), 9), sharex=True)
-    colors = plt.get_cmap("tab20").colors
-    for i, e in enumerate(estimates):
-        rows = [layer for layer in e.layers if layer.op != "constant"]
-        style = {"color": colors[i % len(colors)], "marker": ".o^s"[(i // len(colors)) % 4], "linewidth": 1,
-                 "label": e.target}
-        axes[0].plot(range(len(rows)), [r.latency_ms for r in rows], **style)
-        axes[1].plot(range(len(rows)), [r.energy_uj for r in rows], **style)
-    for ax, label in zip(axes, ("latency per layer (ms)", "energy per layer (µJ)")):
-        ax.set_yscale("log")
-        ax.set_ylabel(label)
-        ax.grid(True, which="major", alpha=0.3)
-    axes[1].set_xticks(range(len(layers)), layers, rotation=90, fontsize=6)
-    axes[0].legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    axes[0].set_title(f"{model_name}: estimated per-layer latency and energy (batch {estimates[0].batch})")
-    fig.tight_layout()
-    fig.savefig(png, dpi=110)
-    plt.close(fig)
+    with matplotlib.rc_context({"text.usetex": False}):  # TeX would interpret names; mathtext is off per text
+        _draw(model_name, estimates, png, plt)
     rows = "".join(
         f"<tr><td>{html.escape(e.target)}</td><td>{e.clock_mhz:g}</td><td>{e.latency_ms:.4g}</td>"
         f"<td>{e.energy_uj:.4g}</td><td>{e.peak_ram_bytes:,}</td><td>{e.flash_bytes:,}</td>"
@@ -82,3 +87,53 @@ def plot(model_name: str, estimates: list[Estimate], png: Path, page: Path) -> N
         f"<th>flash bytes</th><th>fits</th></tr>{rows}</table>"
         f"<p>Rules and sources: docs/cost-model.md; every target number's source: <code>intonly targets show"
         f" NAME</code>.</p><img alt='per-layer latency and energy' src='data:image/png;base64,{image}'>")
+
+
+def plot_layout(n_layers: int) -> tuple[float, list[int]]:
+    """(figure width in inches, the layer indices named on the x axis): 0.25 inch per layer up to
+    :data:`PLOT_MAX_WIDTH_IN`, every layer named up to :data:`PLOT_MAX_TICK_LABELS` layers, else every k-th."""
+    width = min(max(8.0, PLOT_INCH_PER_LAYER * n_layers + 4), PLOT_MAX_WIDTH_IN)
+    step = max(1, -(-n_layers // PLOT_MAX_TICK_LABELS))
+    return width, list(range(0, n_layers, step))
+
+
+def _short(label: str, limit: int = 60) -> str:
+    """A tick label of at most ``limit`` characters (longer names end in "…")."""
+    return label if len(label) <= limit else label[:limit - 1] + "…"
+
+
+def _draw(model_name: str, estimates: list[Estimate], png: Path, plt) -> None:
+    layers = [layer.node for layer in estimates[0].layers if layer.op != "constant"]
+    width, ticks = plot_layout(len(layers))
+    fig, axes = plt.subplots(2, 1, figsize=(width, PLOT_HEIGHT_IN), sharex=True)
+    try:
+        colors = plt.get_cmap("tab20").colors
+        markers = len(layers) <= PLOT_MARKER_MAX_LAYERS
+        handles = []
+        for i, e in enumerate(estimates):
+            rows = [layer for layer in e.layers if layer.op != "constant"]
+            cycle = (i // len(colors)) % 4  # past 20 targets: another marker, or line style without markers
+            style = {"color": colors[i % len(colors)], "linewidth": 1, "marker": ".o^s"[cycle] if markers else None,
+                     "linestyle": "-" if markers else ("-", "--", ":", "-.")[cycle]}
+            handles += axes[0].plot(range(len(rows)), [r.latency_ms for r in rows], **style)
+            axes[1].plot(range(len(rows)), [r.energy_uj for r in rows], **style)
+        for ax, label in zip(axes, ("latency per layer (ms)", "energy per layer (µJ)")):
+            ax.set_yscale("log")
+            ax.set_ylabel(label)
+            ax.grid(True, which="major", alpha=0.3)
+        # every text holding a name is drawn literally (parse_math=False); the log axes keep their mathtext labels
+        axes[1].set_xticks(ticks, [_short(literal(layers[k])) for k in ticks], rotation=90, fontsize=6,
+                           parse_math=False)
+        if len(ticks) < len(layers):
+            axes[1].set_xlabel(f"layer (one in {ticks[1] - ticks[0]} named)")
+        # explicit labels: a target named "_x" is listed too (matplotlib hides labels starting with "_")
+        legend = axes[0].legend(handles, [literal(e.target) for e in estimates], fontsize=7, ncol=2,
+                                loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        for label in legend.get_texts():
+            label.set_parse_math(False)
+        axes[0].set_title(literal(f"{model_name}: estimated per-layer latency and energy (batch {estimates[0].batch})"),
+                          parse_math=False)
+        fig.tight_layout()
+        fig.savefig(png, dpi=PLOT_DPI)
+    finally:
+        plt.close(fig)

@@ -7,24 +7,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from quantize.bounds import node_bounds
 from quantize.config import QuantConfig
 from quantize.errors import ConfigError
 from quantize.ir import IntModel
 
 from targets import list_targets, load_target
 
-from . import api, estimate_report
+from . import api, estimate_report, inspect_report
+from .display import text
+from .demos import DEMOS
+from .output import check_out, default_out, output_folder, write_file
 
 
 CONFIG_OPTIONS = ("weight_bits", "act_bits", "observer", "rounding", "softmax", "gelu", "softmax_bits",
@@ -39,35 +38,21 @@ def config_from(args, base: QuantConfig | None = None) -> QuantConfig:
     return dataclasses.replace(base or QuantConfig(), **given)
 
 
-@contextmanager
-def staged_output(out: Path):
-    """Yield a temporary sibling folder; on success it replaces ``out``, on any error it is removed."""
-    stage = out.with_name(out.name + ".partial")
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    stage.replace(out)
-
-
 def run_job(args, console: Console) -> dict:
-    from .workloads import DEMOS, float_outputs, load_workload
+    from .workloads import float_outputs, load_workload
 
-    out = Path(args.out or f"out/{args.model if args.model in DEMOS else 'model'}")
-    with console.status("loading model and data"):
-        work = load_workload(args.model, args.data)
-    name, model, calib, x = work.name, work.model, work.calib, work.x
-    cfg = config_from(args, work.config)
-    steps = {}
-    with console.status(f"calibrating on {len(calib[0])} samples and quantizing ({cfg.rounding} rounding)"):
-        t0 = time.perf_counter()
-        int_model = api.quantize(model, calib, cfg, name=name)
-        steps["quantize_s"] = time.perf_counter() - t0
-    with staged_output(out) as stage:
+    model_file = args.model.rpartition(":")[0] if args.model not in DEMOS else None
+    out = Path(args.out) if args.out else default_out(args.model if args.model in DEMOS else "model")
+    with output_folder(out, [model_file, args.data], "intonly run") as stage:
+        with console.status("loading model and data"):
+            work = load_workload(args.model, args.data)
+        name, model, calib, x = work.name, work.model, work.calib, work.x
+        cfg = config_from(args, work.config)
+        steps = {}
+        with console.status(f"calibrating on {len(calib[0])} samples and quantizing ({cfg.rounding} rounding)"):
+            t0 = time.perf_counter()
+            int_model = api.quantize(model, calib, cfg, name=name)
+            steps["quantize_s"] = time.perf_counter() - t0
         int_model.save(stage / "model.intonly")
         fp_logits = float_outputs(model, x)
         with console.status(f"simulating {len(x)} samples bit-accurately (hwsim)"):
@@ -104,7 +89,7 @@ def run_job(args, console: Console) -> dict:
 
 
 def print_summary(s: dict, out: Path, console: Console) -> None:
-    table = Table(title=f"intonly run: {s['model']} ({s['rounding']} rounding)", show_header=False)
+    table = Table(title=text(f"intonly run: {s['model']} ({s['rounding']} rounding)"), show_header=False)
     pct = (lambda v: "n/a" if v is None else f"{100 * v:.2f}%")
     table.add_row("FP32 accuracy", pct(s["fp_accuracy"]))
     table.add_row("INT accuracy (hwsim)", pct(s["int_accuracy"]))
@@ -120,67 +105,13 @@ def print_summary(s: dict, out: Path, console: Console) -> None:
     if s["wide_tensors"]:
         table.add_row("tensors wider than 8 bits", str(len(s["wide_tensors"])))
     table.add_row("overflow events", str(s["overflow_events"]))
-    table.add_row("output folder", str(out))
+    table.add_row("output folder", text(out))
     console.print(table)
 
 
-def inspect_job(path: str, console: Console) -> None:
-    model = IntModel.load(path)
-    table = Table(title=f"{model.name}  ({path}, rounding {model.rounding})")
-    for col in ("#", "node", "op", "inputs", "output", "dtype", "bits", "shape", "scale", "zp", "params", "MACs"):
-        table.add_column(col, justify="right" if col in ("#", "bits", "params", "MACs", "zp") else "left")
-    total_params = total_macs = 0
-    for i, node in enumerate(model.nodes):
-        t = model.tensors[node.outputs[0]]
-        params, macs = model.parameter_count(node), model.node_macs(node)
-        total_params += params
-        total_macs += macs
-        weight = f" (w{model.param(node, 'weight').dtype.itemsize * 8}b)" if "weight" in node.params else ""
-        table.add_row(str(i), node.name, node.op, ", ".join(node.inputs), t.name, t.dtype,
-                      "" if t.dtype == "float32" else str(t.bits), "x".join(map(str, t.shape)),
-                      "" if t.dtype == "float32" else f"{t.scale:.4g}", "" if t.dtype == "float32" else
-                      str(t.zero_point), f"{params}{weight}", f"{macs:,}")
-    console.print(table)
-    console.print(f"{len(model.nodes)} nodes, {total_params:,} parameters, {total_macs:,} MACs per sample, "
-                  f"{sum(a.nbytes for a in model.constants.values()):,} bytes of constants")
-    print_bounds(model, console)
-    print_wide_tensors(model, console)
-
-
-def print_bounds(model: IntModel, console: Console) -> None:
-    """Every overflow proof of the model (quantize/bounds.py): worst case beside the width's limit."""
-    table = Table(title="overflow bounds (worst case over every input the bit widths allow)")
-    for col in ("node", "op", "intermediate", "bound", "limit", "headroom"):
-        table.add_column(col, justify="right" if col in ("bound", "limit", "headroom") else "left")
-    for node in model.nodes:
-        for b in node_bounds(model, node):
-            headroom = f"{math.log2(b.limit / b.value):.1f} bits" if b.value else "inf"
-            table.add_row(node.name, node.op, b.what, f"{b.value:,}", f"2^{round(math.log2(b.limit + 1))}-1", headroom)
-    console.print(table)
-
-
-def print_wide_tensors(model: IntModel, console: Console) -> None:
-    """Tensors stored wider than 8 bits and their memory cost against int8 storage."""
-    wide = [t for t in model.tensors.values() if t.dtype in ("int16", "int32") and t.bits > 8]
-    if not wide:
-        console.print("every activation tensor is 8-bit")
-        return
-    table = Table(title="activation tensors wider than 8 bits (per sample)")
-    for col in ("tensor", "bits", "dtype", "shape", "bytes", "extra vs int8"):
-        table.add_column(col, justify="left" if col in ("tensor", "dtype", "shape") else "right")
-    extra_total = 0
-    for t in wide:
-        count = math.prod(t.shape)
-        nbytes = count * np.dtype(t.dtype).itemsize
-        extra_total += nbytes - count
-        table.add_row(t.name, str(t.bits), t.dtype, "x".join(map(str, t.shape)), f"{nbytes:,}", f"{nbytes - count:,}")
-    console.print(table)
-    console.print(f"{len(wide)} tensors wider than 8 bits: {extra_total:,} extra bytes per sample over int8 storage")
-    for node in model.nodes:  # tables chosen 16-bit by the same width rule (weights are otherwise weight_bits)
-        if node.op == "embedding" and model.param(node, "weight").dtype.itemsize > 1:
-            table = model.param(node, "weight")
-            console.print(f"embedding table {node.params['weight']} is int16: {table.nbytes:,} bytes "
-                          f"({table.size:,} extra over int8)")
+def inspect_job(path: str, console: Console, all_rows: bool = False) -> None:
+    """``intonly inspect``: the graph, overflow bounds and wide tensors of an .intonly file (intonly/inspect_report.py)."""
+    inspect_report.print_report(IntModel.load(path), console, path, all_rows=all_rows)
 
 
 def compare_job(args, console: Console) -> list:
@@ -193,14 +124,15 @@ def compare_job(args, console: Console) -> list:
     if args.targets:
         return compare_targets_job(int_model, x, args, console)
     rows = api.compare(work.model, int_model, x, rounding=args.rounding if not args.int_model else None)
-    table = Table(title=f"FP32 vs INT per layer: {work.name} ({len(x[0])} samples)")
+    table = Table(title=text(f"FP32 vs INT per layer: {work.name} ({len(x[0])} samples)"))
     for col in ("node", "op", "bits", "SQNR dB", "max |Δ| LSB", "mean |Δ| LSB"):
         table.add_column(col, justify="left" if col in ("node", "op") else "right")
     for r in rows:
-        table.add_row(r.node, r.op, str(r.bits), f"{r.sqnr_db:.2f}", f"{r.max_abs_lsb:.2f}", f"{r.mean_abs_lsb:.3f}")
+        table.add_row(text(r.node), r.op, str(r.bits), f"{r.sqnr_db:.2f}", f"{r.max_abs_lsb:.2f}",
+                      f"{r.mean_abs_lsb:.3f}")
     console.print(table)
     if args.json:
-        Path(args.json).write_text(json.dumps([r.as_dict() for r in rows], indent=2))
+        write_file(args.json, json.dumps([r.as_dict() for r in rows], indent=2), [args.int_model, args.data])
     return rows
 
 
@@ -213,44 +145,60 @@ def compare_targets_job(int_model: IntModel, x, args, console: Console) -> dict:
     ref = targets[0]
     for label, rows in diffs.items():
         other = next(t for t in targets if t.label == label)
-        table = Table(title=f"{int_model.name}: {label} ({other.numerics.rounding}) vs {ref.label} "
-                            f"({ref.numerics.rounding}), {len(x[0])} samples")
+        table = Table(title=text(f"{int_model.name}: {label} ({other.numerics.rounding}) vs {ref.label} "
+                                 f"({ref.numerics.rounding}), {len(x[0])} samples"))
         for col in ("node", "op", "elements", "differing", "differing %", "max |Δ| LSB"):
             table.add_column(col, justify="left" if col in ("node", "op") else "right")
         for r in rows:
-            table.add_row(r.node, r.op, f"{r.elements:,}", f"{r.differing:,}",
+            table.add_row(text(r.node), r.op, f"{r.elements:,}", f"{r.differing:,}",
                           f"{100 * r.differing / r.elements:.3f}", str(r.max_abs_lsb))
         console.print(table)
         first = next((r for r in rows if r.differing), None)
-        console.print("identical bits in every tensor" if first is None else
-                      f"first difference at {first.node} ({first.op}); output tensor differs in "
-                      f"{rows[-1].differing:,} of {rows[-1].elements:,} elements")
+        console.print(text("identical bits in every tensor" if first is None else
+                           f"first difference at {first.node} ({first.op}); output tensor differs in "
+                           f"{rows[-1].differing:,} of {rows[-1].elements:,} elements"))
     result = {label: [dataclasses.asdict(r) for r in rows] for label, rows in diffs.items()}
     if args.json:
-        Path(args.json).write_text(json.dumps({"reference": ref.label, "diffs": result}, indent=1))
+        write_file(args.json, json.dumps({"reference": ref.label, "diffs": result}, indent=1),
+                   [args.int_model, args.data])
     return result
 
 
+def is_workload_spec(spec: str) -> bool:
+    """A bundled demo name or ``FILE.py:NAME`` (a float model to quantize first), rather than an .intonly file."""
+    return spec in DEMOS or spec.rpartition(":")[0].endswith(".py")
+
+
 def estimate_job(args, console: Console) -> list:
-    """``intonly estimate``: the cost model of an .intonly file (or a bundled demo, quantized first) on targets."""
-    if Path(args.model).is_file():
-        int_model = IntModel.load(args.model)
-    else:
+    """``intonly estimate``: the cost model of an .intonly file (or a float model, quantized first) on targets."""
+    inputs = [args.model.rpartition(":")[0] if ":" in args.model else args.model, args.data, *args.target_dir]
+    if args.out:
+        check_out(Path(args.out), inputs)
+    targets = [load_target(t.strip(), args.target_dir) for t in args.target.split(",")] if args.target else \
+        list_targets(args.target_dir)
+    work = None
+    if is_workload_spec(args.model):
         from .workloads import load_workload
 
         work = load_workload(args.model, args.data)
-        with console.status(f"quantizing {work.name}"):
-            int_model = api.quantize(work.model, work.calib, work.config, name=work.name)
-    targets = [load_target(t.strip(), args.target_dir) for t in args.target.split(",")] if args.target else \
-        list_targets(args.target_dir)
-    estimates = api.estimate(int_model, targets, batch=args.batch)
-    out = Path(args.out or f"out/estimate/{int_model.name}")
-    with staged_output(out) as stage:
+        name = work.name
+    else:
+        if args.data:
+            raise ConfigError(f"--data is for float models (a demo or FILE.py:NAME); {args.model!r} is an "
+                              ".intonly file, which needs no data for an estimate")
+        int_model = IntModel.load(args.model)
+        name = int_model.name
+    out = Path(args.out) if args.out else default_out("estimate", name)
+    with output_folder(out, inputs, "intonly estimate") as stage:
+        if work is not None:
+            with console.status(text(f"quantizing {work.name}")):
+                int_model = api.quantize(work.model, work.calib, work.config, name=work.name)
+        estimates = api.estimate(int_model, targets, batch=args.batch)
         estimate_report.write_json(int_model.name, estimates, stage / "estimate.json")
         estimate_report.plot(int_model.name, estimates, stage / "estimate.png", stage / "estimate.html")
     console.print(estimate_report.totals_table(int_model.name, estimates))
     if args.layers:
         for e in estimates:
             console.print(estimate_report.layers_table(e))
-    console.print(f"wrote {out}/estimate.json, estimate.png, estimate.html")
+    console.print(text(f"wrote {out}/estimate.json, estimate.png, estimate.html"))
     return estimates

@@ -17,6 +17,8 @@ from rich.table import Table
 from targets import Target, describe, list_targets, load_target, to_document
 from targets.loader import BUILTIN_DIR
 
+from .display import text
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("targets", help="list the deployment targets or show one target's numbers and their sources")
@@ -52,21 +54,21 @@ def _list_table(targets: list[Target]) -> Table:
         table.add_column(column, justify="right" if "MAC" in column or "MHz" in column else "left")
     for t in targets:
         mac_per_cycle = t.throughput["int8_conv"].value
-        table.add_row(t.name, t.kind, f"{t.clock_mhz.value:g}", t.numerics.rounding, _num(mac_per_cycle),
+        table.add_row(text(t.name), t.kind, f"{t.clock_mhz.value:g}", t.numerics.rounding, _num(mac_per_cycle),
                       _num(mac_per_cycle * t.clock_mhz.value / 1e3),
-                      ", ".join(f"{m.name} {_size(m.size_bytes.value)}" for m in t.memory), _where(t))
+                      text(", ".join(f"{m.name} {_size(m.size_bytes.value)}" for m in t.memory)), text(_where(t)))
     return table
 
 
 def _show_table(target: Target) -> Table:
     title = f"{target.label} ({_where(target)})"
-    table = Table(title=title, show_lines=False)
+    table = Table(title=text(title), show_lines=False)
     for column in ("field", "value", "unit", "source"):
         table.add_column(column, overflow="fold")
     for row in describe(target):
-        table.add_row(*row)
+        table.add_row(*(text(cell) for cell in row))
     for override in target.overrides:
-        table.add_row("override", override, "", "NAME@CLOCK target spec")
+        table.add_row("override", text(override), "", "NAME@CLOCK target spec")
     return table
 
 

@@ -46,18 +46,34 @@ def weighted_bound(model, node) -> int:
     return int(per_channel.max(initial=0))
 
 
-def row_sum_bound(model, tensor: str, zp: int) -> int:
+def producer_map(model) -> dict:
+    """tensor name -> the first node (in model order) that writes it: ``model.producer`` for every tensor at
+    once, in one pass. Nodes whose ``outputs`` is not a list of names (a malformed file that validation
+    rejects at that node) are skipped rather than raising here."""
+    producers = {}
+    for node in model.nodes:
+        outputs = node.outputs if isinstance(node.outputs, (list, tuple)) else ()
+        for tensor in outputs:
+            if isinstance(tensor, str):
+                producers.setdefault(tensor, node)
+    return producers
+
+
+def row_sum_bound(model, tensor: str, zp: int, producers: dict | None = None) -> int:
     """max over rows of sum_k |a[k] - zp| for the left operand of a matmul: probabilities from a softmax
-    op sum to less than 2^(bits-1) per row (zp 0); anything else is K * max|a - zp|."""
-    node = model.producer(tensor)
+    op sum to less than 2^(bits-1) per row (zp 0); anything else is K * max|a - zp|.
+
+    ``producers``: :func:`producer_map` of ``model``; without it the producer is found by ``model.producer``,
+    a scan of the nodes (pass the map when bounding many nodes)."""
+    node = model.producer(tensor) if producers is None else producers.get(tensor)
     if node is not None and node.op in SOFTMAX_OPS and zp == 0:
         return (1 << (model.tensors[tensor].bits - 1)) - 1
     return model.tensors[tensor].shape[-1] * _span(model, tensor, zp)
 
 
-def matmul_bound(model, node) -> int:
+def matmul_bound(model, node, producers: dict | None = None) -> int:
     za, zb = node.attrs["input_zps"]
-    return row_sum_bound(model, node.inputs[0], za) * _span(model, node.inputs[1], zb)
+    return row_sum_bound(model, node.inputs[0], za, producers) * _span(model, node.inputs[1], zb)
 
 
 def shift_exp_max(x0: int) -> int:
@@ -127,13 +143,14 @@ def attr_errors(node) -> list[str]:
     return errors
 
 
-def node_bounds(model, node) -> list[Bound]:
-    """Every fixed-width intermediate of ``node`` with its proven worst case (empty: nothing can overflow)."""
+def node_bounds(model, node, producers: dict | None = None) -> list[Bound]:
+    """Every fixed-width intermediate of ``node`` with its proven worst case (empty: nothing can overflow).
+    ``producers``: :func:`producer_map` of ``model``, to bound every node of a large model in linear time."""
     op, a = node.op, node.attrs
     if op in ("conv2d", "dense"):
         return [Bound("int32 accumulator", weighted_bound(model, node))]
     if op == "matmul":
-        return [Bound("int32 accumulator", matmul_bound(model, node))]
+        return [Bound("int32 accumulator", matmul_bound(model, node, producers))]
     if op == "shift_matmul":
         k = model.tensors[node.inputs[1]].shape[-2]
         top = (1 << a["code_bits"]) - 1

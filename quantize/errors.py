@@ -39,3 +39,7 @@ class ModelFileError(IntonlyError):
 
 class ToolchainError(IntonlyError):
     """A compiler or emulator needed for code generation is missing or failed."""
+
+
+class DataError(IntonlyError):
+    """Input, calibration or label data is unusable: unreadable, the wrong shape or dtype, or not finite."""

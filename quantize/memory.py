@@ -14,6 +14,7 @@ end. Placement is greedy by size, first fit: tensors are placed largest first at
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,15 +34,55 @@ class ArenaPlan:
 
 
 def plan_arena(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]]) -> ArenaPlan:
-    """First-fit placement of tensors of ``sizes`` bytes alive over the inclusive step ranges ``lifetimes``."""
+    """First-fit placement of tensors of ``sizes`` bytes alive over the inclusive step ranges ``lifetimes``.
+
+    Tensors are placed largest first (ties: earlier first step, then name) at the lowest offset that clears,
+    in offset order, every already placed tensor whose lifetime overlaps theirs. Only those tensors are
+    looked at: placed tensors are indexed by the steps they are alive at (the distinct first steps, so any
+    step numbering works), so a tensor overlapping ``[first, last]`` is either alive at ``first`` or starts
+    in ``(first, last]``. The cost is the sum of the lifetimes (in distinct first steps) plus the overlapping
+    pairs, not all pairs. (An inverted lifetime, ``last < first``, defeats the index: such input is placed by
+    the plain all-pairs scan, which gives the same offsets.)
+    """
+    if any(lifetimes[n][1] < lifetimes[n][0] for n in sizes):
+        return _plan_arena_all_pairs(sizes, lifetimes)
+    starts = sorted({first for first, _ in (lifetimes[n] for n in sizes)})
+    alive: list[list[tuple[int, int]]] = [[] for _ in starts]     # per start step: placed (offset, end) alive
+    starting: list[list[tuple[int, int]]] = [[] for _ in starts]  # per start step: placed (offset, end) from it
+    offsets = {}
+    arena = 0
+    for name in sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n)):
+        first, last = lifetimes[name]
+        size = sizes[name]
+        lo = bisect_left(starts, first)             # starts[lo] == first
+        hi = bisect_right(starts, last)             # start steps within [first, last]: lo .. hi-1
+        conflicts = list(alive[lo])                 # alive at ``first`` (started at or before it)
+        for k in range(lo + 1, hi):                 # started after ``first``, no later than ``last``
+            conflicts += starting[k]
+        conflicts.sort()
+        offset = 0
+        for o, e in conflicts:
+            if offset + size <= o:
+                break
+            offset = max(offset, -(-e // ALIGN) * ALIGN)
+        offsets[name] = offset
+        span = (offset, offset + size)
+        starting[lo].append(span)
+        for k in range(lo, hi):
+            alive[k].append(span)
+        arena = max(arena, offset + size)
+    return ArenaPlan(offsets, dict(sizes), dict(lifetimes), arena, sum(sizes.values()))
+
+
+def _plan_arena_all_pairs(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]]) -> ArenaPlan:
+    """:func:`plan_arena` comparing every tensor with every placed one (for inverted lifetimes only)."""
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     offsets = {}
     for name in sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n)):
         first, last = lifetimes[name]
         size = sizes[name]
-        conflicts = sorted((o, e) for o, e, f, l in placed if f <= last and first <= l)
         offset = 0
-        for o, e in conflicts:
+        for o, e in sorted((o, e) for o, e, f, l in placed if f <= last and first <= l):
             if offset + size <= o:
                 break
             offset = max(offset, -(-e // ALIGN) * ALIGN)

@@ -72,6 +72,12 @@ def _window_out(size: int, k: int, s: int, p0: int, p1: int, d: int = 1) -> int:
     return (size + p0 + p1 - d * (k - 1) - 1) // s + 1
 
 
+def _rank(shape, rank: int, what: str) -> tuple:
+    if len(shape) != rank or any(d < 1 for d in shape):
+        raise ValueError(f"{what} has shape {tuple(shape)}, expected {rank} dimensions of at least 1")
+    return tuple(shape)
+
+
 def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> tuple:
     """Output shape of ``op`` for the given input shapes; raises ValueError on inconsistency."""
     if op == "constant":
@@ -84,6 +90,7 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
         out = tuple(stop - start if i == axis else d for i, d in enumerate(shape))
     elif op == "embedding":
         (ids,) = in_shapes
+        _rank(params["weight"], 2, "embedding weight")
         out = tuple(ids) + (params["weight"][1],)
     elif op == "mask_keys":
         scores, mask = (tuple(s) for s in in_shapes)
@@ -99,7 +106,7 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
         out = tuple(in_shapes[0])
     elif op == "layernorm":
         out = tuple(in_shapes[0])
-        if params["weight"] != (out[-1],):
+        if params["weight"] != (out[-1],) or out[-1] < 1:
             raise ValueError(f"layernorm weight {params['weight']} does not fit {out[-1]} channels")
     elif op == "shift_matmul":
         a, b = (tuple(s) for s in in_shapes)
@@ -113,8 +120,8 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
             raise ValueError(f"perm {perm} does not permute a rank-{len(shape)} tensor")
         return tuple(shape[p] for p in perm)
     elif op == "conv2d":
-        (h, w, c), = in_shapes
-        oc, kh, kw, icg = params["weight"]
+        h, w, c = _rank(in_shapes[0], 3, "conv2d input (H, W, C)")
+        oc, kh, kw, icg = _rank(params["weight"], 4, "conv2d weight (OC, KH, KW, IC/groups)")
         g = attrs["groups"]
         sh, sw = attrs["stride"]
         pt, pl, pb, pr = attrs["padding"]
@@ -124,7 +131,7 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
         out = (_window_out(h, kh, sh, pt, pb, dh), _window_out(w, kw, sw, pl, pr, dw), oc)
     elif op == "dense":
         (x,) = in_shapes
-        n, wk = params["weight"]
+        n, wk = _rank(params["weight"], 2, "dense weight (N, K)")
         if wk != x[-1]:
             raise ValueError(f"weight {params['weight']} does not fit input of {x[-1]} features")
         out = tuple(x[:-1]) + (n,)
@@ -144,15 +151,21 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
     elif op in ("requantize", "clamp"):
         out = tuple(in_shapes[0])
     elif op in ("avgpool", "maxpool"):
-        (h, w, c), = in_shapes
+        h, w, c = _rank(in_shapes[0], 3, f"{op} input (H, W, C)")
         kh, kw = attrs["kernel"]
         sh, sw = attrs["stride"]
         pt, pl, pb, pr = attrs["padding"]
         dh, dw = attrs.get("dilation", [1, 1])
+        span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+        if max(pt, pb) >= span_h or max(pl, pr) >= span_w:
+            raise ValueError(f"padding {attrs['padding']} must be below the window ({span_h}x{span_w}): a window "
+                             "entirely in the padding has no input to pool")
         out = (_window_out(h, kh, sh, pt, pb, dh), _window_out(w, kw, sw, pl, pr, dw), c)
     elif op == "concat":
         axis = attrs["axis"]
         first = in_shapes[0]
+        if not 0 <= axis < len(first):
+            raise ValueError(f"concat axis {axis} is outside the inputs' rank {len(first)}")
         for s in in_shapes[1:]:
             if len(s) != len(first) or any(x != y for i, (x, y) in enumerate(zip(s, first)) if i != axis):
                 raise ValueError(f"concat inputs {in_shapes} differ outside axis {axis}")
@@ -174,8 +187,25 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
     return out
 
 
+INT32_RANGE = (-2**31, 2**31 - 1)
+MAX_RANK = 8
+# Ranges shared by every op that has the attribute (the transformer ops' own ranges: quantize/bounds.py
+# ATTR_RANGES). An int: (lowest, highest). A list of ints: (length or None, lowest, highest). Every other int
+# attribute, and every element of every other list, lies in int32.
+ATTR_LIMITS = {
+    "stride": (2, 1, 2**16), "dilation": (2, 1, 2**16), "kernel": (2, 1, 2**16), "padding": (4, 0, 2**16),
+    "groups": (1, 2**16), "count_include_pad": (0, 1), "transpose_b": (0, 1),
+    "multiplier": (0, 2**31 - 1), "shift": (1, 62),            # a dyadic requant b / 2^c (hwsim/numerics.py)
+    "multipliers": (3, 0, 2**31 - 1), "shifts": (3, 1, 62),    # add: input a, input b, output
+    "left_shift": (0, 30), "norm_shift": (0, 31), "axis": (0, MAX_RANK - 1),
+    "input_zps": (2, *INT32_RANGE), "perm": (None, 0, MAX_RANK - 1), "shape": (None, 1, INT32_RANGE[1]),
+}
+
+
 def check_attrs(op: str, attrs: dict, where: str) -> None:
-    """Raise ModelFileError unless ``attrs`` has exactly the schema's attributes with the right kinds."""
+    """Raise ModelFileError unless ``attrs`` has exactly the schema's attributes, each of the right kind and
+    inside its range (:data:`ATTR_LIMITS`; int32 for the rest). Ranges that depend on tensors (zero points,
+    clamps, axes against a rank) are checked by :meth:`quantize.ir.IntModel.validate`."""
     schema = OPS.get(op)
     if schema is None:
         raise ModelFileError(f"{where}: unknown op {op!r} (known: {', '.join(sorted(OPS))})")
@@ -189,3 +219,17 @@ def check_attrs(op: str, attrs: dict, where: str) -> None:
             (isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value))
         if not ok:
             raise ModelFileError(f"{where}: attribute {key!r} must be {kind}, got {value!r}")
+        if kind == "int":
+            lo, hi = ATTR_LIMITS.get(key, INT32_RANGE)
+            if not lo <= value <= hi:
+                raise ModelFileError(f"{where}: {key}={value} outside [{lo}, {hi}]")
+        else:
+            length, lo, hi = ATTR_LIMITS.get(key, (None, *INT32_RANGE))
+            if (length is not None and len(value) != length) or len(value) > MAX_RANK or \
+                    not all(lo <= v <= hi for v in value):
+                count = f"{length} integers" if length is not None else f"at most {MAX_RANK} integers"
+                raise ModelFileError(f"{where}: {key}={_short(value)} must be {count} in [{lo}, {hi}]")
+
+
+def _short(values: list) -> str:
+    return repr(values) if len(values) <= 8 else f"[{', '.join(map(str, values[:8]))}, ...] ({len(values)} values)"

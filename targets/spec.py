@@ -12,6 +12,7 @@ in cycles; energy in picojoules per operation or per byte; static power in milli
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,12 @@ KINDS = ("mcu", "dsp", "cpu", "gpu")
 ROUNDINGS = ("half_up", "double", "half_even")
 SATURATIONS = ("clamp",)  # requantized outputs saturate to the output type's range; nothing wraps
 HOLDS = ("weights", "activations")
+
+# Every sourced number (and a NAME@<clock> override) is finite and either 0 (where 0 is allowed) or within this
+# range: wide enough for every real chip (the built-in files span 0.025 .. 8.6e10), narrow enough that no estimate
+# overflows to inf or vanishes to 0 (docs/targets.md, "Trust").
+VALUE_MIN = 1e-9
+VALUE_MAX = 1e15
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,17 @@ class Target:
     overrides: tuple[str, ...] = field(default=())  # e.g. ("clock 480 MHz",) from a NAME@480MHz spec
 
     def with_clock(self, mhz: float) -> "Target":
-        """A copy running at ``mhz`` (the ``cortex-m7@480MHz`` form); cycle-based numbers are unchanged."""
+        """A copy running at ``mhz`` (the ``cortex-m7@480MHz`` form); cycle-based numbers are unchanged. ``mhz``
+        must be a finite number within VALUE_MIN .. VALUE_MAX (else :class:`targets.TargetError`)."""
+        ok = isinstance(mhz, (int, float)) and not isinstance(mhz, bool)
+        try:
+            ok = ok and math.isfinite(float(mhz)) and VALUE_MIN <= float(mhz) <= VALUE_MAX
+        except OverflowError:   # an int too large for a float
+            ok = False
+        if not ok:
+            from .loader import TargetError, _show
+            raise TargetError(f"target {self.name}: clock override {_show(mhz)} MHz must be a finite number between "
+                              f"{VALUE_MIN:g} and {VALUE_MAX:g} MHz")
         return dataclasses.replace(self, clock_mhz=Sourced(float(mhz), "user override"),
                                    overrides=self.overrides + (f"clock {mhz:g} MHz",))
 

@@ -15,6 +15,9 @@ Three kinds of target, told apart by the target's compiler:
 Every build compiles each source to an object (``-std=c99 -Wall -Wextra -Werror`` on top of the target's
 ``cflags``) in ``<project>/build-<target>/`` and links ``model.elf`` (with a linker map, ``model.map``, for the
 bare-metal boards). :func:`elf_sizes` reads flash, RAM and the static arena back from the ELF with readelf.
+A link that exits 0 without writing an ELF (no file, or one not starting with the ELF magic 7f 45 4c 46), and any
+readelf failure (a missing file, a readelf that cannot start, exits non-zero or hangs), is one
+:class:`ToolchainError` naming the target.
 """
 
 from __future__ import annotations
@@ -174,12 +177,38 @@ def build_for_target(project_dir: str | Path, target: Target, cflags_extra: str 
             raise ToolchainError(f"{_where(target)}: {target.toolchain.cc} has no {what} ({file}); install it "
                                  f"(Debian: apt-get install {package})")
     plan.build_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        plan.elf.unlink(missing_ok=True)   # a stale ELF must not pass for this build's
+    except OSError as exc:
+        raise ToolchainError(f"{_where(target)}: cannot remove the previous build's {plan.elf} ({exc.strerror})") \
+            from None
     for cmd in [*plan.compile, plan.link]:
         proc = subprocess.run([cc, *cmd[1:]], cwd=plan.project, check=False, capture_output=True, text=True)
         if proc.returncode != 0:
             raise ToolchainError(f"{_where(target)}: {target.toolchain.cc} failed in {plan.project} "
                                  f"({shlex.join(cmd)}):\n{proc.stderr.strip()}")
+    _check_elf(plan.elf, target)
     return plan.elf
+
+
+ELF_MAGIC = b"\x7fELF"
+
+
+def _check_elf(elf: Path, target: Target) -> None:
+    """The link reported success: the executable must exist and be an ELF file, else one ToolchainError naming
+    the target and the compiler (a compiler that does nothing, such as /bin/true, exits 0 too)."""
+    try:
+        with open(elf, "rb") as f:
+            magic = f.read(len(ELF_MAGIC))
+    except FileNotFoundError:
+        raise ToolchainError(f"{_where(target)}: the C compiler {target.toolchain.cc!r} exited with 0 but wrote no "
+                             f"executable {elf}") from None
+    except OSError as exc:
+        raise ToolchainError(f"{_where(target)}: the executable {elf} written by the C compiler "
+                             f"{target.toolchain.cc!r} cannot be read ({exc.strerror})") from None
+    if magic != ELF_MAGIC:
+        raise ToolchainError(f"{_where(target)}: the C compiler {target.toolchain.cc!r} exited with 0 but {elf} is "
+                             f"not an ELF file (it does not start with the ELF magic 7f 45 4c 46)")
 
 
 def emulator_command(elf: Path, target: Target, args: list[str]) -> tuple[list[str], Path]:
@@ -235,9 +264,32 @@ def _readelf(target: Target) -> str:
     return find_tool(_tool_prefix(target) + "readelf", target, "readelf")
 
 
-def _sections(readelf: str, path: Path) -> list[tuple[str, str, int, str]]:
+READELF_TIMEOUT_S = 60
+
+
+def _run_readelf(readelf: str, option: str, path: Path, target: Target) -> str:
+    """``readelf <option> -W <path>``'s output; a missing file, a readelf that cannot start, fails or hangs is one
+    ToolchainError naming the target, the command and readelf's stderr."""
+    cmd = [readelf, option, "-W", str(path)]
+    if not path.is_file():
+        raise ToolchainError(f"{_where(target)}: cannot read the sizes of {path}: no such file")
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False,
+                              timeout=READELF_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(f"{_where(target)}: {shlex.join(cmd)} did not finish within {READELF_TIMEOUT_S} s "
+                             f"and was killed") from None
+    except OSError as exc:
+        raise ToolchainError(f"{_where(target)}: cannot run {shlex.join(cmd)} ({exc.strerror})") from None
+    if proc.returncode != 0:
+        raise ToolchainError(f"{_where(target)}: {shlex.join(cmd)} exited with {proc.returncode}:\n"
+                             f"{proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _sections(readelf: str, path: Path, target: Target) -> list[tuple[str, str, int, str]]:
     """(name, type, size, flags) of every section of an ELF file or object."""
-    out = subprocess.run([readelf, "-S", "-W", str(path)], capture_output=True, text=True, check=True).stdout
+    out = _run_readelf(readelf, "-S", path, target)
     rows = []
     for line in out.splitlines():
         m = re.match(r"\s*\[\s*\d+\]\s+(.*)$", line)
@@ -294,12 +346,12 @@ def elf_sizes(elf: str | Path, target: Target) -> dict[str, int]:
     """
     elf = Path(elf).resolve()
     readelf = _readelf(target)
-    sizes = _classify(_sections(readelf, elf))
+    sizes = _classify(_sections(readelf, elf, target))
     sizes["flash_bytes"] = sizes["text_bytes"] + sizes["rodata_bytes"]
     sizes["flash_image_bytes"] = sizes["flash_bytes"] + sizes["data_bytes"]
     sizes["ram_bytes"] = sizes["data_bytes"] + sizes["bss_bytes"]
     name = arena_symbol(elf.parent.parent / "model.c")
-    out = subprocess.run([readelf, "-s", "-W", str(elf)], capture_output=True, text=True, check=True).stdout
+    out = _run_readelf(readelf, "-s", elf, target)
     sizes["arena_bytes"] = 0
     for line in out.splitlines():
         tok = line.split()
@@ -308,7 +360,7 @@ def elf_sizes(elf: str | Path, target: Target) -> dict[str, int]:
             break
     objects = [elf.parent / o for o in MODEL_OBJECTS]
     if all(o.is_file() for o in objects):
-        model = _classify([row for o in objects for row in _sections(readelf, o)])
+        model = _classify([row for o in objects for row in _sections(readelf, o, target)])
         sizes["model_flash_bytes"] = model["text_bytes"] + model["rodata_bytes"]
         sizes["model_ram_bytes"] = model["data_bytes"] + model["bss_bytes"]
     return {k: int(v) for k, v in sizes.items()}
