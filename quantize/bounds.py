@@ -82,9 +82,13 @@ def shift_exp_max(x0: int) -> int:
 
 
 def iexp_poly_max(x0: int, b_int: int, c_int: int) -> int:
-    """I-BERT's ``(r + b_int) * r + c_int`` over every r in (x0, 0] (enumerated)."""
-    r = np.arange(x0 + 1, 1, dtype=np.int64)
-    return int(np.abs((r + b_int) * r + c_int).max(initial=abs(c_int)))
+    """max |(r + b_int) * r + c_int| over every integer r in (x0, 0] (I-BERT's i-exp polynomial), exactly: the
+    parabola is largest in magnitude at an end of the interval or at the integers next to its vertex -b_int/2
+    (closed form in Python integers, so any x0 costs the same)."""
+    lo, hi = x0 + 1, 0
+    vertex = -b_int // 2
+    candidates = [r for r in (lo, hi, vertex, vertex + 1) if lo <= r <= hi]
+    return max(abs((r + b_int) * r + c_int) for r in candidates)
 
 
 def softmax_bounds(model, node) -> list[Bound]:
@@ -106,14 +110,18 @@ def shiftgelu_bounds(model, node) -> list[Bound]:
 
 
 def igelu_bounds(model, node) -> list[Bound]:
+    """Every input of the (at most 16-bit) input tensor enumerated; the attributes are int32
+    (:func:`quantize.ops.check_attrs`), so the polynomial fits int64 and the last product is taken in Python
+    integers (it can exceed int64 for a hostile file, and must then be reported, not wrap)."""
     a = node.attrs
     lo, hi = model.tensors[node.inputs[0]].qrange()
     x = np.arange(lo, hi + 1, dtype=np.int64)
     u = np.minimum(np.abs(x), -a["b_int"])
     poly = (u + a["b_int"]) ** 2 + a["c_int"]
     erf = (np.sign(x) * poly) >> a["erf_shift"]
+    product = np.abs(x.astype(object) * (erf + a["one_int"]).astype(object))
     return [Bound("erf polynomial (every input enumerated)", int(np.abs(poly).max())),
-            Bound("x * (erf + 1) (every input enumerated)", int(np.abs(x * (erf + a["one_int"])).max()))]
+            Bound("x * (erf + 1) (every input enumerated)", int(product.max()))]
 
 
 def layernorm_bounds(model, node) -> list[Bound]:
@@ -128,19 +136,11 @@ def layernorm_bounds(model, node) -> list[Bound]:
             Bound(f"normalized * gamma + beta (norm_shift={k})", int(((w << k) + b).max(initial=0)))]
 
 
-# Attribute ranges of the transformer ops beyond their overflow bounds: (attr, lowest, highest).
-ATTR_RANGES = {"x0": (-INT32_LIMIT, -1), "n": (0, 31), "q_max": (0, 62), "norm_bits": (31, 62),
-               "sig_bits": (1, 30), "code_bits": (1, 6), "erf_shift": (0, 31), "masked": (0, 1)}
-
-
 def attr_errors(node) -> list[str]:
-    """Attributes outside their meaningful range (x0 >= 0 would divide by zero, and so on)."""
-    errors = [f"{k}={v} outside [{ATTR_RANGES[k][0]}, {ATTR_RANGES[k][1]}]" for k, v in node.attrs.items()
-              if k in ATTR_RANGES and node.op not in ("matmul", "add") and
-              not ATTR_RANGES[k][0] <= v <= ATTR_RANGES[k][1]]
+    """Relations between attributes that their ranges (:data:`quantize.ops.ATTR_LIMITS`) do not cover."""
     if "sig_bits" in node.attrs and node.attrs["sig_bits"] >= node.attrs["norm_bits"]:
-        errors.append(f"sig_bits={node.attrs['sig_bits']} must be below norm_bits={node.attrs['norm_bits']}")
-    return errors
+        return [f"sig_bits={node.attrs['sig_bits']} must be below norm_bits={node.attrs['norm_bits']}"]
+    return []
 
 
 def node_bounds(model, node, producers: dict | None = None) -> list[Bound]:

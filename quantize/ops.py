@@ -189,10 +189,13 @@ def infer_shape(op: str, attrs: dict, in_shapes: list[tuple], params: dict) -> t
 
 INT32_RANGE = (-2**31, 2**31 - 1)
 MAX_RANK = 8
-# Ranges shared by every op that has the attribute (the transformer ops' own ranges: quantize/bounds.py
-# ATTR_RANGES). An int: (lowest, highest). A list of ints: (length or None, lowest, highest). Every other int
-# attribute, and every element of every other list, lies in int32.
+# Ranges shared by every op that has the attribute. An int: (lowest, highest). A list of ints: (length or None,
+# lowest, highest). Every other int attribute, and every element of every other list, lies in int32. The
+# transformer ops' constants (x0 < 0 divides by x0, and so on; docs/transformer-ops.md) are ranged here too, so
+# nothing unbounded reaches the overflow proofs of quantize/bounds.py.
 ATTR_LIMITS = {
+    "x0": (-(2**31 - 1), -1), "n": (0, 31), "q_max": (0, 62), "norm_bits": (31, 62), "sig_bits": (1, 30),
+    "code_bits": (1, 6), "erf_shift": (0, 31), "masked": (0, 1),
     "stride": (2, 1, 2**16), "dilation": (2, 1, 2**16), "kernel": (2, 1, 2**16), "padding": (4, 0, 2**16),
     "groups": (1, 2**16), "count_include_pad": (0, 1), "transpose_b": (0, 1),
     "multiplier": (0, 2**31 - 1), "shift": (1, 62),            # a dyadic requant b / 2^c (hwsim/numerics.py)

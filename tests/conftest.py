@@ -27,14 +27,15 @@ def gcc():
 
 
 def single_op_model(op: str, in_infos: list[TensorInfo], out_info: TensorInfo, attrs: dict, constants=None,
-                    rounding: str = "half_up") -> IntModel:
-    """A model ``quantize -> op -> dequantize`` (one quantize per input) around one integer node."""
-    tensors, nodes, inputs = {}, [], []
-    for info in in_infos:
+                    rounding: str = "half_up", inputs: list[TensorInfo] = ()) -> IntModel:
+    """A model ``quantize -> op -> dequantize`` (one quantize per input) around one integer node. ``inputs``: more
+    graph inputs the op does not read (a model has at least one input; ``constant`` reads none)."""
+    tensors, nodes, graph_inputs = {}, [], []
+    for info in [*in_infos, *inputs]:
         raw = TensorInfo(f"{info.name}_f", "float32", info.shape)
         tensors[raw.name] = raw
         tensors[info.name] = info
-        inputs.append(raw.name)
+        graph_inputs.append(raw.name)
         nodes.append(Node(info.name, "quantize", [raw.name], [info.name], {"perm": []}))
     tensors[out_info.name] = out_info
     params = {role: f"op.{role}" for role in (constants or {})}
@@ -42,7 +43,7 @@ def single_op_model(op: str, in_infos: list[TensorInfo], out_info: TensorInfo, a
     final = TensorInfo("out_f", "float32", out_info.shape)
     tensors[final.name] = final
     nodes.append(Node("out", "dequantize", [out_info.name], [final.name], {"perm": []}))
-    model = IntModel("single_" + op, rounding, inputs, [final.name], tensors, nodes,
+    model = IntModel("single_" + op, rounding, graph_inputs, [final.name], tensors, nodes,
                      {f"op.{k}": v for k, v in (constants or {}).items()})
     model.validate()
     return model

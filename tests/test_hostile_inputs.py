@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intonly import cli
 from intonly.demos import digits
@@ -470,3 +472,25 @@ def test_10_build_timeout_must_be_positive_and_finite(value, tmp_path, capsys):
     shown = {"-1": "-1", "0": "0", "nan": "nan", "inf": "inf"}[value]
     assert (rc, err) == (2, f"error: ConfigError: --timeout must be a number of seconds > 0, got {shown}")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- overflow proofs stay exact and cheap for any attribute a file can hold -------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(x0=st.integers(-400, -1), b=st.integers(-1000, 1000), c=st.integers(-2**31, 2**31 - 1))
+def test_iexp_polynomial_bound_equals_enumeration(x0, b, c):
+    from quantize.bounds import iexp_poly_max
+    assert iexp_poly_max(x0, b, c) == max(abs((r + b) * r + c) for r in range(x0 + 1, 1))
+
+
+def test_an_extreme_iexp_x0_is_bounded_in_closed_form(tmp_path):
+    """x0 = -(2^31 - 1) once made the validator enumerate 2^31 values (16 GB); now it is refused by its bound."""
+    from conftest import single_op_model
+    from quantize.ir import TensorInfo
+    x = TensorInfo("x", "int16", (8,), 0.01, 0, 16)
+    y = TensorInfo("y", "int16", (8,), 2.0**-15, 0, 16)
+    attrs = {"x0": -(2**31 - 1), "n": 0, "q_max": 1, "b_int": 5, "c_int": 7, "norm_bits": 31, "masked": 0}
+    peak = (2**31 - 2) ** 2 - 5 * (2**31 - 2) + 7    # r = x0 + 1 = -(2^31 - 2)
+    with pytest.raises(ModelFileError, match=re.escape(f"node 1 'op' (iexp_softmax): exp before shift can overflow "
+                                                       f"(|value| <= {peak} > 2147483647)")):
+        single_op_model("iexp_softmax", [x], y, attrs)

@@ -249,8 +249,8 @@ def test_embedding(data):
 def test_constant_repeats_the_value_for_every_sample(dtype, bits):
     value = np.random.default_rng(3).integers(-100, 100, size=(3, 5)).astype(dtype)
     y = TensorInfo("y", dtype, (3, 5), 1.0, 0, bits)
-    model = single_op_model("constant", [], y, {}, {"value": value})
-    node = model.nodes[0]
+    model = single_op_model("constant", [], y, {}, {"value": value}, inputs=[TensorInfo("x", "int8", (1,))])
+    node = next(n for n in model.nodes if n.op == "constant")
     for fast in (False, True):
         ctx = OpContext(0, fast, LayerTrace(node.name, node.op, "y"), batch=4)
         out = constant_op.run(model, node, [], ctx)

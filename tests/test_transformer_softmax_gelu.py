@@ -620,13 +620,15 @@ def test_igelu_reproduces_ibert_formula(seed, s):
 
 
 def test_igelu_refuses_a_scale_whose_erf_constant_leaves_int32():
-    """§f: I-BERT's c_int exceeds int32 for S below ~5.7e-5; the validator names the enumerated bound."""
+    """§f: I-BERT's c_int exceeds int32 for S below ~5.7e-5; the validator refuses it (every int attribute is
+    int32: the C kernels take them as int32 arguments)."""
     s = 4e-5
     x = TensorInfo("x", "int16", (4,), s, 0, 16)
     y = TensorInfo("y", "int8", (4,), 0.01, 0, 8)
     attrs, s_erf = igelu_attrs(s, 1 << 15, erf_shift=14)
     assert attrs["c_int"] < -(2**31)
-    with pytest.raises(ModelFileError, match=r"erf polynomial \(every input enumerated\) can overflow"):
+    with pytest.raises(ModelFileError, match=rf"node 1 'op' \(igelu\): c_int={attrs['c_int']} outside "
+                                             r"\[-2147483648, 2147483647\]"):
         build("igelu", x, y, {**attrs, **requant_attrs(0.001, y)})
 
 
