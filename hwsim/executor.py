@@ -10,7 +10,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: l
 from threadpoolctl import ThreadpoolController
 
 from quantize.bounds import node_bounds
-from quantize.errors import ConfigError
+from quantize.errors import ConfigError, DataError
 from quantize.ir import IntModel, Node
 from targets.spec import Target
 
@@ -73,6 +73,39 @@ def target_rounding(model: IntModel, target: Target) -> str:
     return target.numerics.rounding
 
 
+def _checked_input(model: IntModel, i: int, tensor: str, a, quantized: bool, xs: list) -> np.ndarray:
+    """Input ``i`` of a simulation as an array, after checking it against ``tensor`` (the graph input tensor, or with
+    ``quantized`` the quantize node's output): numbers, batch first with that tensor's per-sample shape, as many
+    samples as input 0; float inputs finite, quantized inputs integers within the tensor's range."""
+    info = model.tensors[tensor]
+    where = f"simulate{'(quantized=True)' if quantized else ''}: input {i} ({tensor!r})"
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:
+        raise DataError(f"{where}: not an array of numbers ({type(exc).__name__}: {exc})") from None
+    kinds = "iu" if quantized else "iuf"
+    if arr.dtype.kind not in kinds:
+        expected = "integers (the quantize node's output)" if quantized else "numbers (integers or floats)"
+        raise DataError(f"{where}: dtype {arr.dtype}, expected {expected}")
+    if arr.ndim != 1 + len(info.shape) or arr.shape[1:] != tuple(info.shape):
+        expected = "(N" + "".join(f", {d}" for d in info.shape) + (")" if info.shape else ",)")
+        raise DataError(f"{where}: shape {arr.shape}, expected {expected} (batch first, then the per-sample shape "
+                        f"{tuple(info.shape)})")
+    if i and len(arr) != len(xs[0]):
+        raise DataError(f"{where}: {len(arr)} samples, input 0 has {len(xs[0])}")
+    if quantized:
+        lo, hi = info.qrange()
+        if arr.size and (arr.min() < lo or arr.max() > hi):
+            raise DataError(f"{where}: values must lie in [{lo}, {hi}] ({info.bits}-bit {info.dtype}), got "
+                            f"[{arr.min()}, {arr.max()}]")
+    elif arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
+            raise DataError(f"{where}: {int(bad.sum()):,} NaN/inf values (first in sample {first})")
+    return arr
+
+
 def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True, quantized: bool = False,
              keep_values: bool = False, target: Target | None = None) -> SimResult:
     """Execute ``model`` on a batch ``x`` (float, in the graph input's layout, batch first).
@@ -95,13 +128,15 @@ def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True,
         raise ConfigError(f"model {model.name!r} has {len(model.inputs)} input(s), got {len(xs)}")
     nodes: list[Node] = model.nodes
     values: dict[str, np.ndarray] = {}
+    quant_nodes = [n for n in nodes if n.op == "quantize"]
+    tensors = [n.outputs[0] for n in quant_nodes] if quantized else model.inputs
+    xs = [_checked_input(model, i, t, a, quantized, xs) for i, (t, a) in enumerate(zip(tensors, xs))]
     if quantized:
-        quant_nodes = [n for n in nodes if n.op == "quantize"]
         for n, arr in zip(quant_nodes, xs):
             values[n.outputs[0]] = np.ascontiguousarray(arr, dtype=model.tensors[n.outputs[0]].dtype)
         nodes = [n for n in nodes if n.op != "quantize"]
     else:
-        values.update(zip(model.inputs, (np.asarray(a) for a in xs)))
+        values.update(zip(model.inputs, xs))
     batch = len(xs[0])
     trace = []
     # BLAS stays single-threaded: the fast GEMM paths run one block per Numba thread instead of nesting pools.

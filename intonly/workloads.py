@@ -17,7 +17,8 @@ import torch
 
 from quantize.capture import as_inputs
 from quantize.config import QuantConfig
-from quantize.errors import ConfigError
+from quantize.bounded_read import Limits, load_npz
+from quantize.errors import ConfigError, DataError
 
 from .api import accuracy
 
@@ -87,43 +88,169 @@ def minilm_workload() -> Workload:
                     lambda fp, q: minilm.retrieval_agreement(fp, q)["plain"])
 
 
-def file_workload(spec: str, data_path: str | None) -> Workload:
-    """``FILE.py:NAME`` (an nn.Module class or zero-argument factory) with ``--data FILE.npz`` holding ``x``
-    (float, batch first), optional ``y`` (labels) and ``x_calib`` (calibration inputs; default ``x``)."""
-    path, _, name = spec.rpartition(":")
-    if not path or not name or not Path(path).is_file():
-        raise ConfigError(f"--model {spec!r}: expected one of {', '.join(DEMOS)} or an existing FILE.py:NAME")
-    if data_path is None:
-        raise ConfigError(f"--model {spec!r} needs --data FILE.npz (arrays x, optional y and x_calib)")
-    module_spec = importlib.util.spec_from_file_location(f"intonly_user_{Path(path).stem}", path)
+DATA_ARRAYS = ("x", "y", "x_calib")
+
+
+def _model_spec(spec: str) -> tuple[Path, str]:
+    """``FILE.py:NAME`` split and checked: the file exists, is a regular ``.py`` file, and NAME is given."""
+    path, colon, name = spec.rpartition(":")
+    if not colon or not path:
+        raise ConfigError(f"--model {spec!r}: expected one of {', '.join(DEMOS)} or FILE.py:NAME (the Python file, "
+                          f"a colon, and the nn.Module class or factory it defines)")
+    if not name.isidentifier():
+        raise ConfigError(f"--model {spec!r}: {name!r} after the colon is not a Python name (expected FILE.py:NAME)")
+    file = Path(path)
+    if file.is_dir():
+        raise ConfigError(f"--model {spec!r}: {path} is a directory, not a Python file")
+    if not file.exists():
+        raise ConfigError(f"--model {spec!r}: {path}: no such file")
+    if not file.is_file():
+        raise ConfigError(f"--model {spec!r}: {path} is not a regular file (a device, FIFO or socket)")
+    if file.suffix != ".py":
+        raise ConfigError(f"--model {spec!r}: {path} is not a Python file (expected a name ending in .py)")
+    return file, name
+
+
+def _build_model(file: Path, name: str) -> torch.nn.Module:
+    """Import ``file`` and build ``name``: an nn.Module class or zero-argument factory (or a module instance)."""
+    where = f"--model {file}:{name}"
+    module_spec = importlib.util.spec_from_file_location(f"intonly_user_{file.stem}", file)
     module = importlib.util.module_from_spec(module_spec)
     try:
         module_spec.loader.exec_module(module)
-    except Exception as exc:
-        raise ConfigError(f"{path}: importing it failed: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"{where}: importing {file} failed: {type(exc).__name__}: {exc}") from None
     factory = getattr(module, name, None)
     if factory is None:
-        raise ConfigError(f"{path}: defines no {name!r}")
-    model = factory()
-    if not isinstance(model, torch.nn.Module):
-        raise ConfigError(f"{path}:{name} returned {type(model).__name__}, not a torch.nn.Module")
+        raise ConfigError(f"{where}: {file} defines no {name!r}")
+    if isinstance(factory, torch.nn.Module):
+        return factory
+    if not callable(factory):
+        raise ConfigError(f"{where} is a {type(factory).__name__}, not an nn.Module class or a zero-argument "
+                          f"factory")
     try:
-        with np.load(data_path, allow_pickle=False) as data:
-            x = data["x"].astype(np.float32)
-            y = data["y"] if "y" in data else None
-            calib = data["x_calib"].astype(np.float32) if "x_calib" in data else x
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"--data {data_path}: {exc}") from None
-    return Workload(name, model.eval(), [calib], [x], top1(y))
+        model = factory()
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"{where}: calling {name}() failed: {type(exc).__name__}: {exc} (expected an nn.Module "
+                          f"class or factory that takes no arguments)") from None
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(f"{where}: {name}() returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _samples(where: str, key: str, arr: np.ndarray) -> np.ndarray:
+    """A batch-first array of numbers, as float32, with at least one sample and no NaN/inf."""
+    at = f"{where}: array {key!r}"
+    if arr.dtype.kind not in "iuf":
+        raise DataError(f"{at} has dtype {arr.dtype}, expected numbers (integers or floats)")
+    if arr.ndim == 0:
+        raise DataError(f"{at} is a scalar, expected a batch of samples (N first)")
+    if len(arr) == 0:
+        raise DataError(f"{at} holds 0 samples (shape {arr.shape})")
+    out = arr.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        first = int(np.argmax(bad.reshape(len(out), -1).any(axis=1)))
+        raise DataError(f"{at} holds {int(bad.sum()):,} NaN/inf values (first in sample {first})")
+    return out
+
+
+def _labels(where: str, y: np.ndarray, n: int) -> np.ndarray:
+    at = f"{where}: array 'y'"
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{at} has dtype {y.dtype}, expected integer class labels")
+    if y.shape != (n,):
+        raise DataError(f"{at} has shape {y.shape}, expected ({n},): one integer label per sample of 'x'")
+    return y.astype(np.int64) if y.dtype != np.uint64 else y
+
+
+def _load_data(data_path: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """``(x, y or None, x_calib)`` from an .npz file, every array checked (read within bounded_read's limits)."""
+    where = f"--data {data_path}"
+    arrays = load_npz(Path(data_path), DataError, where, Limits.from_env())
+    unknown = sorted(set(arrays) - set(DATA_ARRAYS))
+    if unknown:
+        raise DataError(f"{where}: unexpected array {unknown[0]!r} (expected x, optional y and x_calib)")
+    if "x" not in arrays:
+        found = ", ".join(repr(k) for k in arrays) or "none"
+        raise DataError(f"{where}: has no array 'x' (arrays found: {found}; expected x, optional y and x_calib)")
+    x = _samples(where, "x", arrays["x"])
+    y = _labels(where, arrays["y"], len(x)) if "y" in arrays else None
+    calib = x
+    if "x_calib" in arrays:
+        calib = _samples(where, "x_calib", arrays["x_calib"])
+    return x, y, calib
+
+
+def _first_output(out, spec: str) -> torch.Tensor:
+    first = out[0] if isinstance(out, (tuple, list)) and out else out
+    if not isinstance(first, torch.Tensor):
+        raise ConfigError(f"--model {spec}: forward returned {type(out).__name__}"
+                          f"{'' if first is out else ' of ' + type(first).__name__}, expected a tensor "
+                          f"(or a tuple of tensors, the first one scored)")
+    return first
+
+
+def _probe(model: torch.nn.Module, spec: str, data_path: str, x: np.ndarray) -> torch.Tensor:
+    """The float model's first output on ``x[:1]``: a wrong per-sample shape is one DataError with the model's
+    own error text (instead of a torch error from deep inside calibration)."""
+    try:
+        with torch.no_grad():
+            out = model(torch.from_numpy(x[:1]))
+    except Exception as exc:
+        raise DataError(f"--data {data_path}: the model fails on one sample of array 'x' (per-sample shape "
+                        f"{x.shape[1:]}): {type(exc).__name__}: {exc}") from None
+    return _first_output(out, spec)
+
+
+def file_workload(spec: str, data_path: str | None) -> Workload:
+    """``FILE.py:NAME`` (an nn.Module class or zero-argument factory) with ``--data FILE.npz`` holding ``x``
+    (numbers, batch first), optional ``y`` (integer labels, one per sample) and ``x_calib`` (calibration inputs with
+    x's per-sample shape; default ``x``). Every array is checked before the model is quantized."""
+    file, name = _model_spec(spec)
+    if data_path is None:
+        raise ConfigError(f"--model {spec!r} needs --data FILE.npz (arrays x, optional y and x_calib)")
+    x, y, calib = _load_data(data_path)
+    model = _build_model(file, name).eval()
+    where = f"--data {data_path}"
+    out = _probe(model, spec, data_path, x)
+    if calib.shape[1:] != x.shape[1:]:
+        raise DataError(f"{where}: array 'x_calib' has per-sample shape {calib.shape[1:]}, expected x's "
+                        f"{x.shape[1:]}")
+    if y is not None:
+        if out.dim() != 2:
+            raise DataError(f"{where}: array 'y' holds class labels, but the model's output per sample has shape "
+                            f"{tuple(out.shape[1:])}, not a vector of class scores")
+        classes = int(out.shape[1])
+        wrong = np.flatnonzero((y < 0) | (y >= classes))
+        if len(wrong):
+            raise DataError(f"{where}: array 'y' holds label {int(y[wrong[0]])} (sample {int(wrong[0])}), outside "
+                            f"[0, {classes}) for the model's {classes} outputs")
+    return Workload(name, model, [calib], [x], top1(y), agreement=_flat_agreement)
+
+
+def _flat_agreement(fp: np.ndarray, q: np.ndarray) -> float:
+    """Top-1 agreement of the first output, each sample's values taken as one vector (any output shape)."""
+    n = len(fp)
+    return float(np.mean(np.argmax(fp.reshape(n, -1), axis=1) == np.argmax(q.reshape(n, -1), axis=1)))
 
 
 def load_workload(spec: str, data_path: str | None = None) -> Workload:
     builders = {"digits": digits_workload, "vit": vit_workload, "minilm": minilm_workload}
-    return builders[spec]() if spec in builders else file_workload(spec, data_path)
+    if spec in builders:
+        if data_path is not None:
+            raise ConfigError(f"--data is for FILE.py:NAME models; the bundled demo {spec!r} brings its own data "
+                              f"(--data {data_path})")
+        return builders[spec]()
+    return file_workload(spec, data_path)
 
 
 def float_outputs(model: torch.nn.Module, x, batch: int = 256) -> np.ndarray:
     """The float model's first output for every sample of ``x`` (one array per input), batched."""
     xs = [torch.from_numpy(a) for a in as_inputs(x)]
+
+    def first(out):
+        return (out[0] if isinstance(out, (tuple, list)) else out).numpy()
+
     with torch.no_grad():
-        return np.concatenate([model(*(a[i:i + batch] for a in xs)).numpy() for i in range(0, len(xs[0]), batch)])
+        return np.concatenate([first(model(*(a[i:i + batch] for a in xs))) for i in range(0, len(xs[0]), batch)])

@@ -10,7 +10,7 @@ hostile or damaged file is refused in well under a second and with little memory
   stops at that size: a member that inflates further fails its CRC); any zip or zlib failure (a flipped bit, an
   unsupported compression method, encryption, a truncated stream) is one error naming the member;
 * a ``.npy`` is parsed header first (magic, version, header length <= 4 KiB, ``descr``/``shape``/``fortran_order``
-  as literals, never a pickle); only numeric dtypes; the data must be exactly shape x itemsize bytes;
+  as literals, never a pickle); only numeric and boolean dtypes; the data must be exactly shape x itemsize bytes;
 * JSON is measured before it is parsed: its nesting depth (brackets outside strings) must be at most
   ``json_depth``, and an object with a repeated key is refused.
 
@@ -208,7 +208,7 @@ def npy_header(data: bytes, error: type[IntonlyError], where: str) -> tuple[np.d
     except (TypeError, ValueError):
         raise error(f"{where}: .npy dtype {descr!r} is not understood") from None
     if dtype.name not in NPY_DTYPES:
-        raise error(f"{where}: .npy dtype {descr!r} is not numeric (one of {', '.join(NPY_DTYPES)})")
+        raise error(f"{where}: .npy dtype {descr!r} is not a plain number type (one of {', '.join(NPY_DTYPES)})")
     if (not isinstance(shape, tuple) or len(shape) > 32 or
             not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
         raise error(f"{where}: .npy shape {shape!r} is not a tuple of non-negative integers")
@@ -218,7 +218,7 @@ def npy_header(data: bytes, error: type[IntonlyError], where: str) -> tuple[np.d
 
 
 def parse_npy(data: bytes, error: type[IntonlyError], where: str) -> np.ndarray:
-    """A .npy file's array (a C-contiguous, writable, native-endian copy), after :func:`npy_header` and a check
+    """A .npy file's array (a C-contiguous, writable, native-endian copy of its shape), after :func:`npy_header` and a check
     that the data is exactly ``prod(shape) * itemsize`` bytes."""
     dtype, shape, fortran, offset = npy_header(data, error, where)
     expected = math.prod(shape) * dtype.itemsize
@@ -227,7 +227,7 @@ def parse_npy(data: bytes, error: type[IntonlyError], where: str) -> np.ndarray:
                     f"declares {expected:,}")
     arr = np.frombuffer(data, dtype=dtype, count=math.prod(shape), offset=offset)
     arr = arr.reshape(shape, order="F" if fortran else "C")
-    return np.ascontiguousarray(arr, dtype=dtype.newbyteorder("=")).copy()
+    return arr.astype(dtype.newbyteorder("="), order="C", copy=True)   # 0-d arrays stay 0-d
 
 
 def load_npz(path: Path, error: type[IntonlyError], where: str, limits: Limits) -> dict[str, np.ndarray]:

@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 import torch.fx as fx
 
-from .capture import ACTIVATIONS, as_inputs, capture, check_supported, op_kind, run_recording
+from .capture import ACTIVATIONS, _where, capture, check_supported, op_kind, run_recording
 from .config import QuantConfig
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
-from .errors import QuantizationError, UnsupportedOpError
+from .errors import DataError, IntonlyError, QuantizationError, UnsupportedOpError
 from .bounds import weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .lower_transformer import TransformerRules
@@ -347,26 +348,101 @@ RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "lay
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):
-    """Observers for every float value in the graph, and each value's per-sample shape."""
+    """Observers for every float value in the graph, and each value's per-sample shape. A value that is NaN or
+    infinite for some calibration sample is a :class:`QuantizationError` naming the module or node producing it."""
     observers: dict[str, Observer] = {}
     shapes: dict[str, tuple] = {}
+    nodes = {n.name: n for n in gm.graph.nodes}
+    first_input = next((n.name for n in gm.graph.nodes if n.op == "placeholder"), None)
+    batch = {"start": 0, "next": 0}  # the calibration samples the current batch begins at
 
     def sink(name, tensor):
+        if name == first_input:  # every batch runs its placeholders first
+            batch["start"] = batch["next"]
+            batch["next"] += len(tensor)
         shapes.setdefault(name, tuple(tensor.shape[1:]))
-        observers.setdefault(name, Observer(cfg.observer, cfg.percentile)).update(tensor.numpy())
+        if name not in observers:
+            observers[name] = Observer(cfg.observer, cfg.percentile, name=_value_origin(gm, nodes, name))
+        try:
+            observers[name].update(tensor.numpy(), first_sample=batch["start"])
+        except QuantizationError as exc:
+            refused.append(str(exc))
+            raise
 
-    run_recording(gm, calib_data, sink, batch_size)
+    refused: list[str] = []  # the observer's message (torch.fx appends its own traceback to the exception's)
+    try:
+        run_recording(gm, calib_data, sink, batch_size)
+    except QuantizationError:
+        if refused:
+            raise QuantizationError(refused[0]) from None
+        raise
     return observers, shapes
+
+
+def _value_origin(gm: fx.GraphModule, nodes: dict, name: str) -> str:
+    """The module or node that computes the fx value ``name`` (``"<node>.<key>"`` for a leaf's intermediate),
+    with the source line torch.fx recorded, for messages."""
+    base, _, key = name.partition(".")
+    node = nodes.get(base)
+    if node is None:
+        return f"value {name!r}"
+    _, desc = op_kind(gm, node)
+    what = f"module {node.target!r}" if node.op == "call_module" else f"node {node.name!r}"
+    return f"{what} ({desc}{_where(node)}){f' intermediate {key!r}' if key else ''}"
+
+
+def _calibration_arrays(gm: fx.GraphModule, calib_data) -> list[np.ndarray]:
+    """``calib_data`` as one float32 array per graph input, after checking each is a non-empty batch of finite
+    numbers, that the batches have one length, and that the model runs on the first sample."""
+    arrays = list(calib_data) if isinstance(calib_data, (list, tuple)) else [calib_data]
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    required = sum(1 for n in placeholders if not n.args)  # a placeholder with args has a default value
+    if not required <= len(arrays) <= len(placeholders):
+        count = str(required) if required == len(placeholders) else f"{required} to {len(placeholders)}"
+        names = ", ".join(n.name for n in placeholders)
+        raise DataError(f"calibration data: the model takes {count} input(s) ({names}), got {len(arrays)} array(s)")
+    out = []
+    for i, a in enumerate(arrays):
+        where = f"calibration input {i}"
+        try:
+            arr = np.asarray(a)
+        except Exception as exc:
+            raise DataError(f"{where}: not an array of numbers ({type(exc).__name__}: {exc})") from None
+        if arr.dtype.kind not in "iuf":
+            raise DataError(f"{where}: dtype {arr.dtype}, expected numbers (integers or floats)")
+        if arr.ndim == 0:
+            raise DataError(f"{where}: a scalar, expected a batch of samples (N first)")
+        if len(arr) == 0:
+            raise DataError(f"{where}: 0 samples (shape {arr.shape})")
+        if len(arr) != len(out[0] if out else arr):
+            raise DataError(f"{where}: {len(arr)} samples, calibration input 0 has {len(out[0])}")
+        arr = np.asarray(arr, dtype=np.float32)
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
+            raise DataError(f"{where}: {int(bad.sum()):,} NaN/inf values (first in sample {first})")
+        out.append(arr)
+    try:
+        with torch.no_grad():
+            gm(*(torch.from_numpy(a[:1]) for a in out))
+    except IntonlyError:
+        raise
+    except Exception as exc:
+        shapes = ("per-sample shapes " if len(out) > 1 else "per-sample shape ") + ", ".join(
+            str(a.shape[1:]) for a in out)
+        raise DataError(f"calibration data: the model fails on sample 0 ({shapes}): {type(exc).__name__}: "
+                        f"{exc}") from None
+    return out
 
 
 def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
     """Post-training quantize a PyTorch ``model`` into an :class:`IntModel` using ``calib_data``
     (float array, batch first, in the model's input layout, e.g. N,C,H,W; a list of arrays for a model with
-    several inputs, e.g. token ids and an attention mask)."""
+    several inputs, e.g. token ids and an attention mask). Calibration data that is empty, not numeric, not finite
+    or of a shape the model refuses is a :class:`DataError`."""
     cfg = config or QuantConfig()
     gm = capture(model)
     check_supported(gm)
-    if len(as_inputs(calib_data)[0]) == 0:
-        raise QuantizationError("calibration data is empty")
-    observers, shapes = calibrate(gm, calib_data, cfg)
+    calib = _calibration_arrays(gm, calib_data)
+    observers, shapes = calibrate(gm, calib, cfg)
     return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__).run()

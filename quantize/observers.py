@@ -4,14 +4,21 @@ Each observer keeps the exact running min/max and a bounded random sample of val
 (at most ``SAMPLE_PER_BATCH`` per batch, from a fixed-seed generator, so calibration is reproducible).
 """
 
+import math
+
 import numpy as np
+
+from .errors import QuantizationError
 
 SAMPLE_PER_BATCH = 1 << 16
 
 
 class Observer:
-    def __init__(self, method: str, percentile: float, seed: int = 0):
+    """``name`` says what produced the values (a module or node, for messages)."""
+
+    def __init__(self, method: str, percentile: float, seed: int = 0, name: str = "a calibrated value"):
         self.method = method
+        self.name = name
         self.percentile = percentile
         self.lo = np.inf
         self.hi = -np.inf
@@ -21,12 +28,17 @@ class Observer:
         self.count = 0
         self.integral = True  # every value seen so far is an integer (token ids, masks)
 
-    def update(self, values: np.ndarray) -> None:
+    def update(self, values: np.ndarray, first_sample: int = 0) -> None:
+        """Observe a batch of values (batch first; ``first_sample`` is the calibration index of its first sample,
+        for messages). A NaN or infinite value is a :class:`QuantizationError`: no scale can represent it."""
         flat = np.asarray(values, dtype=np.float32).ravel()
         if flat.size == 0:
             return
-        self.lo = min(self.lo, float(flat.min()))
-        self.hi = max(self.hi, float(flat.max()))
+        lo, hi = float(flat.min()), float(flat.max())  # NaN propagates through min/max
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            self._refuse_non_finite(np.asarray(values, dtype=np.float32), first_sample)
+        self.lo = min(self.lo, lo)
+        self.hi = max(self.hi, hi)
         self.sum_squares += float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))
         self.count += flat.size
         self.integral = self.integral and bool(np.all(flat == np.rint(flat)))
@@ -34,6 +46,13 @@ class Observer:
             if flat.size > SAMPLE_PER_BATCH:
                 flat = self.rng.choice(flat, SAMPLE_PER_BATCH, replace=False)
             self.samples.append(flat.copy())
+
+    def _refuse_non_finite(self, values: np.ndarray, first_sample: int):
+        bad = ~np.isfinite(values)
+        sample = int(np.argmax(bad.reshape(len(values), -1).any(axis=1))) if values.ndim else 0
+        raise QuantizationError(f"calibration: {self.name} produced {int(bad.sum()):,} NaN/inf values (first in "
+                                f"sample {first_sample + sample}); no quantization scale can represent them (check "
+                                f"its weights and the operations it computes)")
 
     def range(self, bits: int, symmetric: bool) -> tuple[float, float]:
         """The clipping range, always containing 0 (so zero is exactly representable)."""

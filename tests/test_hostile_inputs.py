@@ -359,7 +359,7 @@ def npy_header(text: str) -> bytes:
     ("{'descr': '<i4', 'fortran_order': False, 'shape': (99999999999,), }", b"\0" * 40,
      ".npy data is 40 bytes, its header (int32[99999999999]) declares 399,999,999,996"),
     ("{'descr': '|O', 'fortran_order': False, 'shape': (10,), }", b"\0" * 40,
-     ".npy dtype '|O' is not numeric (one of int8, int16, int32, int64, uint8, uint16, uint32, float16, float32, "
+     ".npy dtype '|O' is not a plain number type (one of int8, int16, int32, int64, uint8, uint16, uint32, float16, float32, "
      "float64, bool)"),
     ("{'descr': '<i4', 'fortran_order': False, 'shape': (10,), }", b"\0" * 36,
      ".npy data is 36 bytes, its header (int32[10]) declares 40"),   # truncated
