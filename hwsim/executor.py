@@ -10,6 +10,7 @@ import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: l
 from threadpoolctl import ThreadpoolController
 
 from quantize.bounds import node_bounds
+from quantize.data_checks import checked_batch
 from quantize.errors import ConfigError, DataError
 from quantize.ir import IntModel, Node
 from targets.spec import Target
@@ -76,18 +77,11 @@ def target_rounding(model: IntModel, target: Target) -> str:
 def _checked_input(model: IntModel, i: int, tensor: str, a, quantized: bool, xs: list) -> np.ndarray:
     """Input ``i`` of a simulation as an array, after checking it against ``tensor`` (the graph input tensor, or with
     ``quantized`` the quantize node's output): numbers, batch first with that tensor's per-sample shape, as many
-    samples as input 0; float inputs finite, quantized inputs integers within the tensor's range."""
+    samples as input 0, at least one; float inputs finite, quantized inputs integers within the tensor's range."""
     info = model.tensors[tensor]
     where = f"simulate{'(quantized=True)' if quantized else ''}: input {i} ({tensor!r})"
-    try:
-        arr = np.asarray(a)
-    except Exception as exc:
-        raise DataError(f"{where}: not an array of numbers ({type(exc).__name__}: {exc})") from None
-    kinds = "iu" if quantized else "iuf"
-    if arr.dtype.kind not in kinds:
-        expected = "integers (the quantize node's output)" if quantized else "numbers (integers or floats)"
-        raise DataError(f"{where}: dtype {arr.dtype}, expected {expected}")
-    if arr.ndim != 1 + len(info.shape) or arr.shape[1:] != tuple(info.shape):
+    arr = checked_batch(a, where, *(("iu", "integers (the quantize node's output)") if quantized else ()))
+    if arr.shape[1:] != tuple(info.shape):
         expected = "(N" + "".join(f", {d}" for d in info.shape) + (")" if info.shape else ",)")
         raise DataError(f"{where}: shape {arr.shape}, expected {expected} (batch first, then the per-sample shape "
                         f"{tuple(info.shape)})")
@@ -95,14 +89,9 @@ def _checked_input(model: IntModel, i: int, tensor: str, a, quantized: bool, xs:
         raise DataError(f"{where}: {len(arr)} samples, input 0 has {len(xs[0])}")
     if quantized:
         lo, hi = info.qrange()
-        if arr.size and (arr.min() < lo or arr.max() > hi):
+        if arr.min() < lo or arr.max() > hi:
             raise DataError(f"{where}: values must lie in [{lo}, {hi}] ({info.bits}-bit {info.dtype}), got "
                             f"[{arr.min()}, {arr.max()}]")
-    elif arr.dtype.kind == "f":
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
-            raise DataError(f"{where}: {int(bad.sum()):,} NaN/inf values (first in sample {first})")
     return arr
 
 

@@ -18,6 +18,7 @@ import torch
 from quantize.capture import as_inputs
 from quantize.config import QuantConfig
 from quantize.bounded_read import Limits, load_npz
+from quantize.data_checks import checked_batch
 from quantize.errors import ConfigError, DataError
 
 from .api import accuracy
@@ -140,19 +141,7 @@ def _build_model(file: Path, name: str) -> torch.nn.Module:
 
 def _samples(where: str, key: str, arr: np.ndarray) -> np.ndarray:
     """A batch-first array of numbers, as float32, with at least one sample and no NaN/inf."""
-    at = f"{where}: array {key!r}"
-    if arr.dtype.kind not in "iuf":
-        raise DataError(f"{at} has dtype {arr.dtype}, expected numbers (integers or floats)")
-    if arr.ndim == 0:
-        raise DataError(f"{at} is a scalar, expected a batch of samples (N first)")
-    if len(arr) == 0:
-        raise DataError(f"{at} holds 0 samples (shape {arr.shape})")
-    out = arr.astype(np.float32)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        first = int(np.argmax(bad.reshape(len(out), -1).any(axis=1)))
-        raise DataError(f"{at} holds {int(bad.sum()):,} NaN/inf values (first in sample {first})")
-    return out
+    return checked_batch(arr, f"{where}: array {key!r}", dtype=np.float32)
 
 
 def _labels(where: str, y: np.ndarray, n: int) -> np.ndarray:

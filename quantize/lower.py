@@ -21,6 +21,7 @@ import torch.fx as fx
 
 from .capture import ACTIVATIONS, _where, capture, check_supported, op_kind, run_recording
 from .config import QuantConfig
+from .data_checks import checked_batch
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from .errors import DataError, IntonlyError, QuantizationError, UnsupportedOpError
 from .bounds import weighted_bound
@@ -403,24 +404,9 @@ def _calibration_arrays(gm: fx.GraphModule, calib_data) -> list[np.ndarray]:
         raise DataError(f"calibration data: the model takes {count} input(s) ({names}), got {len(arrays)} array(s)")
     out = []
     for i, a in enumerate(arrays):
-        where = f"calibration input {i}"
-        try:
-            arr = np.asarray(a)
-        except Exception as exc:
-            raise DataError(f"{where}: not an array of numbers ({type(exc).__name__}: {exc})") from None
-        if arr.dtype.kind not in "iuf":
-            raise DataError(f"{where}: dtype {arr.dtype}, expected numbers (integers or floats)")
-        if arr.ndim == 0:
-            raise DataError(f"{where}: a scalar, expected a batch of samples (N first)")
-        if len(arr) == 0:
-            raise DataError(f"{where}: 0 samples (shape {arr.shape})")
-        if len(arr) != len(out[0] if out else arr):
-            raise DataError(f"{where}: {len(arr)} samples, calibration input 0 has {len(out[0])}")
-        arr = np.asarray(arr, dtype=np.float32)
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            first = int(np.argmax(bad.reshape(len(arr), -1).any(axis=1)))
-            raise DataError(f"{where}: {int(bad.sum()):,} NaN/inf values (first in sample {first})")
+        arr = checked_batch(a, f"calibration input {i}", dtype=np.float32)
+        if out and len(arr) != len(out[0]):
+            raise DataError(f"calibration input {i}: {len(arr)} samples, calibration input 0 has {len(out[0])}")
         out.append(arr)
     try:
         with torch.no_grad():

@@ -41,11 +41,11 @@ def plan_arena(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]]) -> 
     looked at: placed tensors are indexed by the steps they are alive at (the distinct first steps, so any
     step numbering works), so a tensor overlapping ``[first, last]`` is either alive at ``first`` or starts
     in ``(first, last]``. The cost is the sum of the lifetimes (in distinct first steps) plus the overlapping
-    pairs, not all pairs. (An inverted lifetime, ``last < first``, defeats the index: such input is placed by
-    the plain all-pairs scan, which gives the same offsets.)
+    pairs, not all pairs. A lifetime that ends before it starts is a ValueError.
     """
-    if any(lifetimes[n][1] < lifetimes[n][0] for n in sizes):
-        return _plan_arena_all_pairs(sizes, lifetimes)
+    for n in sizes:
+        if lifetimes[n][1] < lifetimes[n][0]:
+            raise ValueError(f"tensor {n!r}: lifetime {lifetimes[n]} ends before it starts")
     starts = sorted({first for first, _ in (lifetimes[n] for n in sizes)})
     alive: list[list[tuple[int, int]]] = [[] for _ in starts]     # per start step: placed (offset, end) alive
     starting: list[list[tuple[int, int]]] = [[] for _ in starts]  # per start step: placed (offset, end) from it
@@ -71,24 +71,6 @@ def plan_arena(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]]) -> 
         for k in range(lo, hi):
             alive[k].append(span)
         arena = max(arena, offset + size)
-    return ArenaPlan(offsets, dict(sizes), dict(lifetimes), arena, sum(sizes.values()))
-
-
-def _plan_arena_all_pairs(sizes: dict[str, int], lifetimes: dict[str, tuple[int, int]]) -> ArenaPlan:
-    """:func:`plan_arena` comparing every tensor with every placed one (for inverted lifetimes only)."""
-    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
-    offsets = {}
-    for name in sorted(sizes, key=lambda n: (-sizes[n], lifetimes[n][0], n)):
-        first, last = lifetimes[name]
-        size = sizes[name]
-        offset = 0
-        for o, e in sorted((o, e) for o, e, f, l in placed if f <= last and first <= l):
-            if offset + size <= o:
-                break
-            offset = max(offset, -(-e // ALIGN) * ALIGN)
-        offsets[name] = offset
-        placed.append((offset, offset + size, first, last))
-    arena = max((e for _, e, _, _ in placed), default=0)
     return ArenaPlan(offsets, dict(sizes), dict(lifetimes), arena, sum(sizes.values()))
 
 

@@ -209,9 +209,9 @@ def data_case(tmp_path, case):
                     "array 'y' holds label 4 (sample 4), outside [0, 4) for the model's 4 outputs"),
         "y_negative": ({"x": x, "y": np.array([0, 1, -1, 3, 2, 0])},
                        "array 'y' holds label -1 (sample 2), outside [0, 4) for the model's 4 outputs"),
-        "empty": ({"x": np.zeros((0, 1, 8, 8), np.float32)}, "array 'x' holds 0 samples (shape (0, 1, 8, 8))"),
+        "empty": ({"x": np.zeros((0, 1, 8, 8), np.float32)}, "array 'x': 0 samples (shape (0, 1, 8, 8))"),
         "bool": ({"x": np.zeros((6, 1, 8, 8), bool)},
-                 "array 'x' has dtype bool, expected numbers (integers or floats)"),
+                 "array 'x': dtype bool, expected numbers (integers or floats)"),
         "complex": ({"x": x.astype(np.complex64)},
                     "array 'x': .npy dtype '<c8' is not a plain number type (one of int8, int16, int32, int64, uint8, uint16, "
                     "uint32, float16, float32, float64, bool)"),
@@ -255,7 +255,7 @@ def test_non_finite_data_is_refused_with_count_and_first_sample(net, tmp_path, c
     arrays = {"x": X, key: bad}
     data = npz(tmp_path, **arrays)
     line = cli_error(capsys, "run", "--model", f"{net}:Net", "--data", str(data), "--out", str(tmp_path / "o"))
-    assert line == f"error: DataError: --data {data}: array '{key}' holds 3 NaN/inf values (first in sample 4)"
+    assert line == f"error: DataError: --data {data}: array '{key}': 3 NaN/inf values (first in sample 4)"
 
 
 def test_quantize_api_refuses_non_finite_calibration():
@@ -266,6 +266,14 @@ def test_quantize_api_refuses_non_finite_calibration():
     with pytest.raises(DataError) as info:
         quantize(Small(), bad)
     assert str(info.value) == "calibration input 0: 3 NaN/inf values (first in sample 5)"
+
+
+def test_float64_values_beyond_float32_are_refused_not_turned_into_inf():
+    big = np.tile(X, (2, 1, 1, 1)).astype(np.float64)
+    big[3, 0, 2, 2] = 1e300
+    with pytest.raises(DataError) as info:
+        quantize(Small(), big)
+    assert str(info.value) == "calibration input 0: 1 NaN/inf values (first in sample 3)"
 
 
 @pytest.mark.parametrize("data,message", [
