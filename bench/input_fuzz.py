@@ -500,15 +500,22 @@ def campaign(cases: int, targets_share: float, seed: int | None, sandbox: Path) 
 
     common = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck), derandomize=seed is None)
 
+    def record(result: CaseResult) -> None:
+        results.append(result)
+        if len(results) % 500 == 0:
+            found = sum(1 for r in results if r.finding or r.wrote_outside)
+            print(f"{len(results):,} cases, {found} findings, {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                  flush=True)
+
     @settings(max_examples=cases - n_targets, **common)
     @given(case=archive_cases(seeds))
     def archives(case):
-        results.append(run_archive_case(*case, sandbox))
+        record(run_archive_case(*case, sandbox))
 
     @settings(max_examples=max(n_targets, 1), **common)
     @given(case=target_cases(seeds))
     def target_files(case):
-        results.append(run_target_case(*case, sandbox, model))
+        record(run_target_case(*case, sandbox, model))
 
     if seed is not None:
         archives, target_files = hypothesis_seed(seed)(archives), hypothesis_seed(seed + 1)(target_files)
