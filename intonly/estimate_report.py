@@ -14,12 +14,13 @@ import html
 import json
 from pathlib import Path
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from hwsim.cost import Estimate
 
-from .display import literal, text
+from .display import literal, print_table, text
 
 # The plot: PLOT_INCH_PER_LAYER of width per layer up to PLOT_MAX_WIDTH_IN; at most PLOT_MAX_TICK_LABELS
 # layers are named on the x axis (every k-th layer beyond that); markers on every point only up to
@@ -49,14 +50,19 @@ def totals_table(model_name: str, estimates: list[Estimate]) -> Table:
     return table
 
 
-def layers_table(e: Estimate) -> Table:
-    table = Table(title=text(f"per layer on {e.target}"))
-    for col in ("node", "op", "compute cyc", "memory cyc", "overhead cyc", "bound", "latency ms", "energy µJ"):
-        table.add_column(col, justify="left" if col in ("node", "op", "bound") else "right")
-    for layer in e.layers:
-        table.add_row(text(layer.node), text(layer.op), f"{layer.compute_cycles:,.0f}", f"{layer.memory_cycles:,.0f}",
-                      f"{layer.overhead_cycles:,.0f}", layer.bound, f"{layer.latency_ms:.4g}", f"{layer.energy_uj:.4g}")
-    return table
+LAYER_COLUMNS = (("node", "left"), ("op", "left"), ("compute cyc", "right"), ("memory cyc", "right"),
+                 ("overhead cyc", "right"), ("bound", "left"), ("latency ms", "right"), ("energy µJ", "right"))
+
+
+def print_layers(e: Estimate, console: Console) -> None:
+    """Every layer of one target's estimate (``--layers``): a rich table, plain aligned text for large graphs."""
+
+    def row(i: int) -> list[str]:
+        layer = e.layers[i]
+        return [layer.node, layer.op, f"{layer.compute_cycles:,.0f}", f"{layer.memory_cycles:,.0f}",
+                f"{layer.overhead_cycles:,.0f}", layer.bound, f"{layer.latency_ms:.4g}", f"{layer.energy_uj:.4g}"]
+
+    print_table(console, f"per layer on {e.target}", LAYER_COLUMNS, len(e.layers), row, "layer", all_rows=True)
 
 
 def write_json(model_name: str, estimates: list[Estimate], path: Path) -> None:

@@ -199,6 +199,6 @@ def estimate_job(args, console: Console) -> list:
     console.print(estimate_report.totals_table(int_model.name, estimates))
     if args.layers:
         for e in estimates:
-            console.print(estimate_report.layers_table(e))
+            estimate_report.print_layers(e, console)
     console.print(text(f"wrote {out}/estimate.json, estimate.png, estimate.html"))
     return estimates

@@ -265,7 +265,7 @@ def test_estimate_tables_and_plot_show_hostile_names_literally(tmp_path):
     assert not estimates[0].fits and "[/x]" in estimates[0].notes[0]
     con = console(400)
     con.print(estimate_report.totals_table(model.name, estimates))
-    con.print(estimate_report.layers_table(estimates[0]))
+    estimate_report.print_layers(estimates[0], con)
     out = con.file.getvalue()
     for name in HOSTILE[:-1] + ["a$b$[/x]:smile:", "intonly estimate: a$b$ [bold] (batch 1)", "'[/x]"]:
         assert name in out
