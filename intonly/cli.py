@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as exc:
         if StopSignals.signum is not None:   # whatever the interrupted library turned the signal into
             name = signal.Signals(StopSignals.signum).name
-            print(f"intonly: stopped by {name}; no output folder was written or changed", file=sys.stderr)
+            done = (f"{StopSignals.published[-1]} was complete and in place" if StopSignals.published else
+                    "no output folder was written or changed")
+            print(f"intonly: stopped by {name}; {done}", file=sys.stderr)
             return 128 + StopSignals.signum
         if isinstance(exc, IntonlyError):
             print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -149,20 +149,38 @@ def output_folder(out, inputs=(), command: str = "", option: str = "--out"):
 
 def _replace(folder: Path, stage: Path, shown: str) -> None:
     """Move ``stage`` to ``folder``; an existing (intonly-made or empty) folder is moved aside first and removed
-    after the new one is in place, so the old results survive any failure before that point."""
+    after the new one is in place, so the old results survive any failure before that point. A stop signal
+    during the renames and the removal is deferred to their end (one between them would leave results only in
+    a hidden ``.old`` folder); the folder then counts as published."""
     _check_replaceable(folder, shown)  # again: the folder may have changed while the command ran
     old = None
-    if folder.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
-        os.replace(folder, old)
-    try:
-        os.replace(stage, folder)
-    except OSError:
+    with _signals_deferred():
+        if folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent))
+            os.replace(folder, old)
+        try:
+            os.replace(stage, folder)
+        except OSError:
+            if old is not None:
+                os.replace(old, folder)
+            raise
+        StopSignals.published.append(folder)
         if old is not None:
-            os.replace(old, folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def _signals_deferred():
+    """A stop signal that arrives inside the block is recorded but interrupts only when the block is done (a
+    signal mask would not do: any other thread may take a process signal, and Python runs its handler then)."""
+    StopSignals.deferring = True
+    try:
+        yield
+    finally:
+        StopSignals.deferring = False
+    if StopSignals.deferred:
+        StopSignals.deferred = False
+        StopSignals.interrupt(StopSignals.signum)
 
 
 def write_file(path, text: str, inputs=(), option: str = "--json") -> Path:
@@ -176,7 +194,7 @@ def write_file(path, text: str, inputs=(), option: str = "--json") -> Path:
         if item is not None and os.path.realpath(item) == os.path.realpath(target):
             raise OutputError(f"{shown} would replace the input {str(item)!r}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent or ".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     except OSError as exc:
         raise OutputError(f"{shown}: cannot write in {str(target.parent)!r} ({exc.strerror})") from None
     try:
@@ -199,10 +217,14 @@ class StopSignals:
     never moves a staging folder into place after a signal."""
 
     signum: int | None = None
+    published: list[Path] = []   # output folders moved into place (the last step of a command) while active
+    deferring = deferred = False  # inside _signals_deferred; a signal arrived there
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __enter__(self):
         StopSignals.signum = None
+        StopSignals.published = []
+        StopSignals.deferring = StopSignals.deferred = False
         self.previous = {}
         if threading.current_thread() is threading.main_thread():
             self.previous = {s: signal.signal(s, self._handler) for s in self.SIGNALS}
@@ -218,4 +240,11 @@ class StopSignals:
         if StopSignals.signum is not None:
             return
         StopSignals.signum = signum
+        if StopSignals.deferring:
+            StopSignals.deferred = True
+            return
+        StopSignals.interrupt(signum)
+
+    @staticmethod
+    def interrupt(signum: int):
         raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)

@@ -211,6 +211,31 @@ def test_3_a_killed_run_leaves_no_partial_folder(tmp_path, sig, code, delay):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_3_a_signal_during_the_final_renames_waits_until_they_are_done(tmp_path, monkeypatch):
+    """Between moving the old folder aside and the new one in, SIGTERM is held back: the new results end up in
+    place (the old ones gone), never only in a hidden .old folder."""
+    from intonly import output
+    out = tmp_path / "results"
+    with output_folder(out) as stage:
+        (stage / "old.json").write_text("{}")
+    real_replace, calls = os.replace, []
+
+    def replace_then_signal(src, dst):
+        calls.append(dst)
+        real_replace(src, dst)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)   # after the first rename, before the second
+
+    monkeypatch.setattr(output.os, "replace", replace_then_signal)
+    with pytest.raises(output.Terminated):
+        with output.StopSignals():
+            with output_folder(out) as stage:
+                (stage / "new.json").write_text("{}")
+    assert len(calls) == 2 and output.StopSignals.published == [out.resolve()]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "new.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
 # ---- 4, 5: resource exhaustion ----------------------------------------------------------------------------------
 
 def npy_of(arr: np.ndarray) -> bytes:
