@@ -511,6 +511,9 @@ def campaign(cases: int, targets_share: float, seed: int | None, sandbox: Path) 
 
     def record(result: CaseResult) -> None:
         results.append(result)
+        if result.finding or result.wrote_outside:
+            print(f"finding in case {len(results):,} ({result.label}): {result.finding or result.wrote_outside}",
+                  file=sys.stderr, flush=True)
         if len(results) % 500 == 0:
             found = sum(1 for r in results if r.finding or r.wrote_outside)
             print(f"{len(results):,} cases, {found} findings, {time.perf_counter() - t0:.0f} s", file=sys.stderr,

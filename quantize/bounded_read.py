@@ -40,6 +40,10 @@ import numpy as np
 from .errors import ConfigError, IntonlyError
 
 MiB = 2**20
+# Everything zipfile and zlib raise for a damaged or unusual archive (a bad CRC or header, a zlib stream error, an
+# unsupported version or compression method (NotImplementedError), encryption (RuntimeError), bad sizes).
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, NotImplementedError,
+              RuntimeError, ValueError, OverflowError, struct.error)
 NPY_MAX_HEADER = 4096
 NPY_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "float16", "float32", "float64",
               "bool")
@@ -145,7 +149,7 @@ def open_archive(path: Path, error: type[IntonlyError], where: str, limits: Limi
     except IntonlyError:
         fp.close()
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, struct.error) as exc:
+    except ZIP_ERRORS as exc:
         fp.close()
         raise error(f"{where}: not an {what} (truncated or corrupt: {exc})") from None
     names = [i.filename for i in zf.infolist()]
@@ -170,8 +174,7 @@ def read_member(zf: zipfile.ZipFile, name: str, max_bytes: int, error: type[Into
                     f"({Limits.hint(field)})")
     try:
         return zf.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError,
-            OverflowError, struct.error) as exc:
+    except ZIP_ERRORS as exc:
         raise error(f"{where}: {name} is damaged and cannot be read ({type(exc).__name__}: {exc})") from None
 
 
@@ -262,8 +265,7 @@ def _read_prefix(zf: zipfile.ZipFile, info: zipfile.ZipInfo, n: int, error: type
     try:
         with zf.open(info) as f:
             return f.read(n)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError, ValueError,
-            OverflowError, struct.error) as exc:
+    except ZIP_ERRORS as exc:
         raise error(f"{where}: the member is damaged and cannot be read ({type(exc).__name__}: {exc})") from None
 
 

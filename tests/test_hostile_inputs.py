@@ -349,6 +349,19 @@ def test_7_a_flipped_byte_in_a_compressed_member_is_one_typed_error(digits_file,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flip.intonly"]
 
 
+def test_7_an_unsupported_zip_version_is_one_typed_error(digits_file, tmp_path):
+    """Found by bench/input_fuzz.py: a flipped byte in a central-directory "version needed" field made zipfile raise
+    NotImplementedError while opening the archive."""
+    raw = bytearray(digits_file.read_bytes())
+    at = raw.rfind(b"PK\x01\x02")
+    raw[at + 6] = 193          # version needed to extract: 19.3
+    path = tmp_path / "v.intonly"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError) as info:
+        IntModel.load(path)
+    assert str(info.value) == f"{path}: not an intonly model archive (truncated or corrupt: zip file version 19.3)"
+
+
 def test_7_deeply_nested_graph_json_is_refused_without_recursion(digits_file, tmp_path):
     path = tmp_path / "deep.intonly"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
