@@ -68,15 +68,15 @@ def check_out(out: Path, inputs=(), option: str = "--out") -> Path:
     if str(out).strip() == "":
         raise OutputError(f"{option} is empty; name a folder for the results")
     absolute = Path(os.path.abspath(out))
-    cwd = Path(os.getcwd())
-    if _is_within(cwd, absolute):
+    cwd, real = Path(os.getcwd()), Path(os.path.realpath(out))
+    if _is_within(cwd, absolute) or _is_within(Path(os.path.realpath(cwd)), real):
         raise OutputError(f"{shown} is the working directory or one of its parents; intonly writes results into "
                           "a folder of their own (e.g. --out results)")
     for item in inputs:
         if item is None:
             continue
         source = Path(os.path.abspath(item))
-        if _is_within(source, absolute) or _is_within(Path(os.path.realpath(item)), Path(os.path.realpath(out))):
+        if _is_within(source, absolute) or _is_within(Path(os.path.realpath(item)), real):
             raise OutputError(f"{shown} would replace the input {str(item)!r}; choose another output folder")
     _check_replaceable(absolute, shown)
     for parent in Path(out).parents:   # the nearest existing folder above it must be a folder

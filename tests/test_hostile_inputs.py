@@ -121,6 +121,19 @@ def test_2_out_dot_is_refused(tmp_path, monkeypatch, capsys):
                    "results into a folder of their own (e.g. --out results)")
 
 
+def test_2_out_reaching_the_working_directory_through_a_link_is_refused(tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / MARKER).write_text("{}")        # even a folder intonly made is not replaced while it is the cwd
+    (tmp_path / "alias").symlink_to(tmp_path)
+    monkeypatch.chdir(work)
+    out = tmp_path / "alias" / "work"
+    rc, err = run_cli(["estimate", "digits", "--target", "cortex-m4", "--out", out], capsys)
+    assert (rc, err) == (2, f"error: OutputError: --out '{out}' is the working directory or one of its parents; "
+                            "intonly writes results into a folder of their own (e.g. --out results)")
+    assert sorted(p.name for p in work.iterdir()) == [MARKER]
+
+
 def test_2_out_onto_a_folder_intonly_did_not_make_is_refused(digits_file, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "proj").mkdir()
