@@ -90,14 +90,14 @@ def cli_error(capsys, *argv) -> str:
     return err[0]
 
 
-class Small(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(1, 2, 3, padding=1)
-        self.fc = nn.Linear(2 * 8 * 8, 4)
+def _net_class():
+    """The class NET defines, for the tests that call the API directly."""
+    namespace = {}
+    exec(NET, namespace)
+    return namespace["Net"]
 
-    def forward(self, x):
-        return self.fc(torch.flatten(torch.relu(self.conv(x)), 1))
+
+Small = _net_class()
 
 
 @pytest.fixture(scope="module")
