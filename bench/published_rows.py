@@ -3,15 +3,14 @@ validated against.
 
     python bench/published_rows.py      # prints the table
 
-Every :class:`PublishedRow` is copied from ``/work/shared/research/latency-energy-calibration.md`` (§2a,
-§3a, §3b) or ``/work/shared/research/embedded-c-anchors.md`` §8, and its ``source`` names that section and
-the original source the section cites. ``measured_ms`` is the latency of one inference call on ``batch``
-samples (for HAWQ-V3 batch 8: the whole batch of 8). ``model`` is a key of ``zoo.ZOO``; where the measured
-network differs from it (both ResNet50 measurements ran the original ResNet v1, ``resnet50-224`` is
-torchvision's v1.5), ``exact_model`` names the zoo entry with the measured layout (``resnet50_v1-224``) and
-``note`` says how they differ. ``target`` is the name of a
-target file (``targets/specs/<target>.toml``), ``clock_mhz`` the core clock of the measurement where a source
-gives it (``None`` where none was found), so ``f"{target}@{clock_mhz}MHz"`` is the form ``intonly`` takes.
+Every :class:`PublishedRow` is copied from a public source, which its ``source`` names: the TinyEngine README's
+"Measured Results" (STM32H743), Krishnamoorthi 2018 Table 7 (Pixel 2) or the HAWQ-V3 README (NVIDIA T4).
+``measured_ms`` is the latency of one inference call on ``batch`` samples (for HAWQ-V3 batch 8: the whole batch of
+8). ``model`` is a key of ``zoo.ZOO``; where the measured network differs from it (both ResNet50 measurements ran
+the original ResNet v1, ``resnet50-224`` is torchvision's v1.5), ``exact_model`` names the zoo entry with the
+measured layout (``resnet50_v1-224``) and ``note`` says how they differ. ``target`` is the name of a target file
+(``targets/specs/<target>.toml``), ``clock_mhz`` the core clock of the measurement where a source gives it (``None``
+where none was found), so ``f"{target}@{clock_mhz}MHz"`` is the form ``intonly`` takes.
 
 Library columns whose entry is "OOM" (the network did not fit the 512 KB SRAM limit) have no latency; they
 are listed in :data:`OUT_OF_MEMORY` instead.
@@ -21,13 +20,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-CAL = "/work/shared/research/latency-energy-calibration.md"
-ANCHORS = "/work/shared/research/embedded-c-anchors.md"
-
 TINYENGINE = ("mit-han-lab/tinyengine README.md, 'Measured Results' (STM32H743, 512 KB SRAM / 2 MB flash limit, "
               "-Ofast in STM32CubeIDE, X-CUBE-AI 7.3.0 balanced mode)")
 H743_CLOCK = ("480 MHz: the TinyEngine maintainer says the numbers need 480 MHz with I/D caches on (tinyengine "
-              f"issue #23, {ANCHORS} §8); the README itself states no clock ({CAL} §2a)")
+              "issue #23); the README itself states no clock")
 PIXEL2 = ("Krishnamoorthi 2018, 'Quantizing deep convolutional networks for efficient inference: A whitepaper' "
           "(arXiv:1806.08342) Table 7: 'Inference time measurements on Pixel2 phone in milliseconds on a single "
           "large core'")
@@ -55,7 +51,7 @@ class PublishedRow:
     batch: int                      # samples per inference call
     measured_ms: float              # latency of one call on `batch` samples
     column: str                     # the source table's column: library / precision / engine
-    source: str                     # research file section and the original source it cites
+    source: str                     # the public source the row is copied from
     note: str = ""
     measured_sram_kb: float | None = None  # peak SRAM, where the source gives it
     exact_model: str | None = None  # zoo.ZOO name of the exact measured layout, where `model` only approximates it
@@ -80,11 +76,10 @@ def _h743(model: str, latency_ms: dict[str, float], sram_kb: dict[str, float], s
             for col, ms in latency_ms.items()]
 
 
-_MBV2_035_SRC = (f"{CAL} §2a (latency); {TINYENGINE}, row mbv2-w0.35, in README versions up to commit dbe52ad "
-                 "(2023-02-23; replaced by mbv2-w0.3-r64 in b116d7d) -- the peak-SRAM values 296/295 kB are from "
-                 "that README version (not copied into the research files); MACs/params: mit-han-lab/mcunet "
-                 "README.md Model Zoo row mbv2-320kB")
-_MBV2_03_SRC = f"{ANCHORS} §8 (latency and peak SRAM); {TINYENGINE}, row mbv2-w0.3-r64 (README since commit b116d7d)"
+_MBV2_035_SRC = (f"{TINYENGINE}, row mbv2-w0.35, in README versions up to commit dbe52ad (2023-02-23; replaced by "
+                 "mbv2-w0.3-r64 in b116d7d): latency and peak SRAM; MACs/params: mit-han-lab/mcunet README.md Model "
+                 "Zoo row mbv2-320kB")
+_MBV2_03_SRC = f"{TINYENGINE}, row mbv2-w0.3-r64 (README since commit b116d7d): latency and peak SRAM"
 
 STM32H743_ROWS = tuple(
     _h743("mbv2-w0.35-r144", {"X-CUBE-AI 7.3.0": 118.0, "TinyEngine @0363956": 124.0},
@@ -105,29 +100,27 @@ OUT_OF_MEMORY = tuple((m, "cortex-m7", 480.0, col, _MBV2_035_SRC) for m, col in
 
 # ---- Pixel 2 (Snapdragon 835): fixed-point CPU (one large core) and HVX ------------------------------------
 
-_PIXEL2_SRC = f"{CAL} §3a; {PIXEL2}"
 PIXEL2_ROWS = (
-    PublishedRow("mobilenet_v1-1.0-224", "cortex-a73", 2350.0, 1, 68.0, "Fixed point (CPU)", _PIXEL2_SRC,
+    PublishedRow("mobilenet_v1-1.0-224", "cortex-a73", 2350.0, 1, 68.0, "Fixed point (CPU)", PIXEL2,
                  PIXEL2_CPU),
-    PublishedRow("mobilenet_v2-1.0-224", "cortex-a73", 2350.0, 1, 63.0, "Fixed point (CPU)", _PIXEL2_SRC,
+    PublishedRow("mobilenet_v2-1.0-224", "cortex-a73", 2350.0, 1, 63.0, "Fixed point (CPU)", PIXEL2,
                  PIXEL2_CPU),
-    PublishedRow("mobilenet_v1-1.0-224", "hexagon-hvx", None, 1, 16.0, "Fixed point (HVX, NN-API)", _PIXEL2_SRC,
+    PublishedRow("mobilenet_v1-1.0-224", "hexagon-hvx", None, 1, 16.0, "Fixed point (HVX, NN-API)", PIXEL2,
                  PIXEL2_HVX),
-    PublishedRow("mobilenet_v2-1.0-224", "hexagon-hvx", None, 1, 15.5, "Fixed point (HVX, NN-API)", _PIXEL2_SRC,
+    PublishedRow("mobilenet_v2-1.0-224", "hexagon-hvx", None, 1, 15.5, "Fixed point (HVX, NN-API)", PIXEL2,
                  PIXEL2_HVX),
-    PublishedRow("resnet50-224", "cortex-a73", 2350.0, 1, 440.0, "Fixed point (CPU)", _PIXEL2_SRC,
+    PublishedRow("resnet50-224", "cortex-a73", 2350.0, 1, 440.0, "Fixed point (CPU)", PIXEL2,
                  RESNET50_V1 + " The table's 'ResNet v1 50' names the v1 layout. " + PIXEL2_CPU,
                  exact_model="resnet50_v1-224"),
 )
 
 # ---- NVIDIA T4, HAWQ-V3 W8A8 through TVM, batch 8 ----------------------------------------------------------
 
-_HAWQ_SRC = f"{CAL} §3b; {HAWQ}"
 T4_ROWS = (
-    PublishedRow("resnet18-224", "nvidia-t4", 1590.0, 8, 3.3, "HAWQ-V3 W8A8 (TVM)", _HAWQ_SRC,
+    PublishedRow("resnet18-224", "nvidia-t4", 1590.0, 8, 3.3, "HAWQ-V3 W8A8 (TVM)", HAWQ,
                  "Latency of a batch of 8 (FP: 9.7 ms, 3.0x). BOPS agree with the zoo layout: FP 1858 G = "
                  f"1.814 GMACs x 32 x 32. {T4_CLOCK}"),
-    PublishedRow("resnet50-224", "nvidia-t4", 1590.0, 8, 8.5, "HAWQ-V3 W8A8 (TVM)", _HAWQ_SRC,
+    PublishedRow("resnet50-224", "nvidia-t4", 1590.0, 8, 8.5, "HAWQ-V3 W8A8 (TVM)", HAWQ,
                  "Latency of a batch of 8 (FP: 26.2 ms, 3.1x). " + RESNET50_V1 + " HAWQ quantizes pytorchcv's "
                  "'resnet50' (ptcv_get_model; pytorchcv's 'resnet50b' is the v1.5 one), and its table's BOPS "
                  "agree: FP 3951 G = 3.858 GMACs x 32 x 32, W8A8 247 G = 3.86 G x 8 x 8. " + T4_CLOCK,

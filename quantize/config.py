@@ -17,7 +17,7 @@ class QuantConfig:
     ``act_symmetric`` (zero point 0) or asymmetric (full ``[-2^(k-1), 2^(k-1)-1]`` with a zero point).
     ``observer`` picks the calibration range: ``minmax``, ``percentile`` (``percentile`` of |x| / of each
     tail) or ``mse`` (the clipping range minimising quantization MSE on the calibration sample).
-    ``rounding`` is the requantization rounding mode written into the model (DESIGN §3).
+    ``rounding`` is the requantization rounding mode written into the model (docs/numerics.md).
 
     Transformer choices: ``softmax`` family (``shiftmax`` I-ViT, ``iexp`` I-BERT, ``log2`` FQ-ViT
     log-int-softmax with 4-bit codes), ``gelu`` family (``shiftgelu`` I-ViT, ``igelu`` I-BERT),

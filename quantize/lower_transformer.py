@@ -27,7 +27,8 @@ from .errors import ConfigError, QuantizationError, UnsupportedOpError
 from .ir import TensorInfo
 from .observers import Observer, choose_qparams, sqnr_db
 
-# I-BERT's second-order polynomial for exp on (-ln2, 0]: a (p + b)^2 + c with these coefficients (§b.6)
+# I-BERT's second-order polynomial for exp on (-ln2, 0]: a (p + b)^2 + c with these coefficients
+# (I-BERT, arXiv:2101.01321, i-exp)
 IEXP_A, IEXP_B, IEXP_C = 0.35815147, 0.96963238, 1.0
 LN2 = 0.6931
 # I-BERT's i-GELU erf polynomial sign(x) [a (clip(|x|, max=-b) + b)^2 + 1]

@@ -407,7 +407,8 @@ def test_whole_model_c_equals_hwsim(mode, tmp_path, gcc):
 # ------------------------------------------------------------------------- I-ViT / I-BERT equivalence
 
 def ivit_newton_sqrt(v: int) -> int:
-    """I-ViT's sqrt (§b.4): k_0 = 2^16, k_{i+1} = floor((k_i + floor(V / k_i)) / 2), exactly 10 iterations."""
+    """I-ViT's sqrt (zkkli/I-ViT quant_modules.py IntLayerNorm): k_0 = 2^16,
+    k_{i+1} = floor((k_i + floor(V / k_i)) / 2), exactly 10 iterations."""
     k = 1 << 16
     for _ in range(10):
         k = (k + v // k) // 2
@@ -427,7 +428,8 @@ def ibert_isqrt(n: int) -> int:
 
 
 def ivit_normalized(x_row, sigma_of=math.isqrt, variance=None):
-    """I-ViT I-LayerNorm up to I_n (§b.4): mean = round-half-even(mean), y = x - mean, V = sum y^2 (or ``variance``),
+    """I-ViT I-LayerNorm up to I_n (zkkli/I-ViT quant_modules.py IntLayerNorm): mean = round-half-even(mean),
+    y = x - mean, V = sum y^2 (or ``variance``),
     F = floor((2^31 - 1) / sigma), I_n = floor(y F / 2)."""
     x_row = [int(v) for v in x_row]
     mean = round(Fraction(sum(x_row), len(x_row)))  # Python's round: ties to even

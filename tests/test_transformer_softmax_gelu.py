@@ -7,8 +7,9 @@
    with the range q_max and normalisation norm_bits both at the references' values (n, 31) and the lowering's
    (30, 62).
 2. Reference equivalence (half_even, the reference code's torch.round): with I-ViT's and I-BERT's constants
-   the ops reproduce the reference *formulas* of research §b (exact rationals / Python integers here, not the
-   float32 code), and where a reference is wrong the fix is shown next to the reference's failure.
+   the ops reproduce the reference *formulas* of the I-ViT, I-BERT and FQ-ViT code (quant_modules.py of
+   zkkli/I-ViT and kssteven418/I-BERT, models/ptq/layers.py of FQ-ViT; exact rationals / Python integers here,
+   not the float32 code), and where a reference is wrong the fix is shown next to the reference's failure.
 3. Accuracy against float softmax / GELU, with the measured numbers in comments.
 """
 
@@ -343,9 +344,9 @@ def test_exp_primitives_match_the_spec_on_every_difference():
                 np.testing.assert_array_equal(np.array(got), expected)
 
 
-# ---- 2. reference equivalence (research §b) -----------------------------------------------------------------
+# ---- 2. reference equivalence (I-ViT, I-BERT, FQ-ViT) -------------------------------------------------------
 def ivit_shift_exp(d: int, x0: int, n: int) -> int:
-    """I-ViT IntSoftmax.int_exp_shift on one integer, in exact rationals: r/2 is NOT floored (§b.2)."""
+    """I-ViT IntSoftmax.int_exp_shift on one integer, in exact rationals: r/2 is NOT floored."""
     t = d + d // 2 - d // 16
     t = max(t, n * x0)
     q = t // x0
@@ -354,7 +355,7 @@ def ivit_shift_exp(d: int, x0: int, n: int) -> int:
 
 
 def ivit_shiftmax(row: list[int], x0: int, n: int, out_bits: int) -> list[int]:
-    """I-ViT Shiftmax (§b.2): max, shift-exp, Σ clamped to 2^31 - 1, F = floor((2^31-1)/Σ), floor(e F / 2^(32-k))."""
+    """I-ViT Shiftmax: max, shift-exp, Σ clamped to 2^31 - 1, F = floor((2^31-1)/Σ), floor(e F / 2^(32-k))."""
     top = max(row)
     e = [ivit_shift_exp(v - top, x0, n) for v in row]
     total = min(sum(e), 2**31 - 1)
@@ -363,7 +364,7 @@ def ivit_shiftmax(row: list[int], x0: int, n: int, out_bits: int) -> list[int]:
 
 
 def ibert_i_exp(d: int, x0: int, n: int, b_int: int, c_int: int) -> int:
-    """I-BERT IntSoftmax.int_exp (§b.6): clamp at n*x0, q, r, (r + b) r + c, floor(z 2^(n-q)), at least 0."""
+    """I-BERT IntSoftmax.int_exp: clamp at n*x0, q, r, (r + b) r + c, floor(z 2^(n-q)), at least 0."""
     t = max(d, n * x0)
     q = t // x0
     r = t - x0 * q
@@ -387,7 +388,8 @@ def test_shiftmax_reproduces_ivit_formula(seed, s):
 
 
 def test_shiftmax_one_token_row_stays_in_range_where_ivit_float32_code_reaches_32768():
-    """§f: in I-ViT's float32 code (2^31 - 1) rounds to 2^31, so when Σ is a power of two F is one too large and a
+    """Measured by running I-ViT's IntSoftmax on CPU: in its float32 code (2^31 - 1) rounds to 2^31, so when Σ is a
+    power of two F is one too large and a
     one-token row gives 2^15 (one past int16). The exact formula with a dyadic scale S = 2^-6 (x0 = -64):
     Σ = 64 * 2^15 = 2^21, F = (2^31 - 1) // 2^21 = 1023, p = 2^21 * 1023 >> 16 = 32736."""
     import torch
@@ -481,7 +483,7 @@ def test_ibert_n30_overflow_is_refused_by_the_validator_and_counted_when_bypasse
 
 
 def fqvit_code(total: int, e: int, code_bits: int, ties: str) -> int:
-    """FQ-ViT log-int-softmax (§b.7) of one key: v = round(Σ/e) (exact rational; ties "up" as the spec, or "even"
+    """FQ-ViT QIntSoftmax of one key: v = round(Σ/e) (exact rational; ties "up" as the spec, or "even"
     as torch.round), log_round (floor(log2 v) + [v - 2^f >= 2^(f-1)]), codes >= 2^b mean 0 (code 2^b here)."""
     if e == 0:
         return 1 << code_bits
@@ -527,7 +529,8 @@ def test_log2_softmax_rounds_exact_ties_up_where_fqvit_torch_round_goes_to_even(
 
 
 def ivit_shiftgelu_sigma(row: list[int], x0: int, n: int, sig_bits: int) -> list[int]:
-    """I-ViT ShiftGELU's sigmoid in the paper's form (§b.3, 1.702 by shifts), exact rationals: max over the row
+    """I-ViT ShiftGELU's sigmoid in the paper's form (arXiv:2207.01405, 1.702 by shifts), exact rationals: max over
+    the row
     (not floored at 0), shift-exp of z - max and of -max, Σ clamped to 2^31 - 1, floor(e1 F / 2^(31 - bits))."""
     z = [v + (v >> 1) + (v >> 3) + (v >> 4) for v in row]
     top = max(z)
@@ -620,7 +623,8 @@ def test_igelu_reproduces_ibert_formula(seed, s):
 
 
 def test_igelu_refuses_a_scale_whose_erf_constant_leaves_int32():
-    """§f: I-BERT's c_int exceeds int32 for S below ~5.7e-5; the validator refuses it (every int attribute is
+    """I-BERT's c_int (its IntGELU constants) exceeds int32 for S below ~5.7e-5; the validator refuses it (every int
+    attribute is
     int32: the C kernels take them as int32 arguments)."""
     s = 4e-5
     x = TensorInfo("x", "int16", (4,), s, 0, 16)
