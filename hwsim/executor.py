@@ -9,7 +9,7 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the controller scans)
 from threadpoolctl import ThreadpoolController
 
-from quantize.bounds import node_bounds
+from quantize.bounds import node_bounds, producer_map
 from quantize.data_checks import checked_batch
 from quantize.errors import ConfigError, DataError
 from quantize.ir import IntModel, Node
@@ -66,8 +66,9 @@ def target_rounding(model: IntModel, target: Target) -> str:
     bits = target.numerics.accumulator_bits
     if bits < 32:
         limit = 2 ** (bits - 1) - 1
+        producers = producer_map(model)
         for node in model.nodes:
-            for b in node_bounds(model, node):
+            for b in node_bounds(model, node, producers):
                 if b.limit == 2**31 - 1 and b.value > limit:
                     raise ConfigError(f"target {target.name!r} accumulates in {bits} bits, but node {node.name!r} "
                                       f"({node.op}) needs |{b.what}| up to {b.value:,} > {limit:,}")

@@ -48,15 +48,8 @@ def weighted_bound(model, node) -> int:
 
 def producer_map(model) -> dict:
     """tensor name -> the first node (in model order) that writes it: ``model.producer`` for every tensor at
-    once, in one pass. Nodes whose ``outputs`` is not a list of names (a malformed file that validation
-    rejects at that node) are skipped rather than raising here."""
-    producers = {}
-    for node in model.nodes:
-        outputs = node.outputs if isinstance(node.outputs, (list, tuple)) else ()
-        for tensor in outputs:
-            if isinstance(tensor, str):
-                producers.setdefault(tensor, node)
-    return producers
+    once, in one pass."""
+    return {t: node for node in reversed(model.nodes) for t in node.outputs}
 
 
 def row_sum_bound(model, tensor: str, zp: int, producers: dict | None = None) -> int:
