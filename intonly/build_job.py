@@ -74,12 +74,13 @@ def _load(args, console: Console, samples: int):
 
 def run(args, console: Console) -> dict:
     from . import api
+    from .jobs import model_input
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}")
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         raise ConfigError(f"--timeout must be a number of seconds > 0, got {args.timeout:g}")
-    inputs = [args.model, *args.target_dir]
+    inputs = [model_input(args.model), *args.target_dir]
     if args.out:
         check_out(Path(args.out), inputs)
     target = load_target(args.target, args.target_dir)

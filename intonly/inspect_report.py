@@ -3,8 +3,8 @@
 
 Large graphs: a table shows at most ``head`` + ``tail`` rows (the first and the last) and one "… N more" row
 in place of the rest, unless ``all_rows``; totals always cover every node. A table of more than
-:data:`intonly.display.RICH_TABLE_MAX_ROWS` rows is printed as plain aligned text instead of a rich table (whose layout costs
-about a millisecond a row).
+:data:`intonly.display.RICH_TABLE_MAX_ROWS` rows is printed as plain aligned text instead of a rich table
+(whose layout costs about a millisecond a row).
 
 Every name in a model file (model, node, tensor, constant names, the file path) is shown literally: cells are
 :class:`rich.text.Text` (no markup, no emoji codes), and characters that are not printable (escape sequences,
@@ -23,8 +23,6 @@ from quantize.bounds import node_bounds, producer_map
 from quantize.ir import IntModel
 
 from .display import HEAD_ROWS, TAIL_ROWS, literal, print_table, shown_indices
-
-
 
 NODE_COLUMNS = (("#", "right"), ("node", "left"), ("op", "left"), ("inputs", "left"), ("output", "left"),
                 ("dtype", "left"), ("bits", "right"), ("shape", "left"), ("scale", "left"), ("zp", "right"),

@@ -41,9 +41,8 @@ def config_from(args, base: QuantConfig | None = None) -> QuantConfig:
 def run_job(args, console: Console) -> dict:
     from .workloads import float_outputs, load_workload
 
-    model_file = args.model.rpartition(":")[0] if args.model not in DEMOS else None
     out = Path(args.out) if args.out else default_out(args.model if args.model in DEMOS else "model")
-    with output_folder(out, [model_file, args.data], "intonly run") as stage:
+    with output_folder(out, [model_input(args.model), args.data], "intonly run") as stage:
         with console.status("loading model and data"):
             work = load_workload(args.model, args.data)
         name, model, calib, x = work.name, work.model, work.calib, work.x
@@ -169,9 +168,17 @@ def is_workload_spec(spec: str) -> bool:
     return spec in DEMOS or spec.rpartition(":")[0].endswith(".py")
 
 
+def model_input(spec: str) -> str | None:
+    """The file a model argument reads (for the output checks): none for a demo, FILE for ``FILE.py:NAME``,
+    else the .intonly path itself."""
+    if spec in DEMOS:
+        return None
+    return spec.rpartition(":")[0] if is_workload_spec(spec) else spec
+
+
 def estimate_job(args, console: Console) -> list:
     """``intonly estimate``: the cost model of an .intonly file (or a float model, quantized first) on targets."""
-    inputs = [args.model.rpartition(":")[0] if ":" in args.model else args.model, args.data, *args.target_dir]
+    inputs = [model_input(args.model), args.data, *args.target_dir]
     if args.out:
         check_out(Path(args.out), inputs)
     targets = [load_target(t.strip(), args.target_dir) for t in args.target.split(",")] if args.target else \

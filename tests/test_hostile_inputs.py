@@ -171,6 +171,14 @@ def test_2_intonly_replaces_its_own_folder_and_an_empty_one(digits_file, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "fresh"]   # no staging or old folder left
 
 
+def test_2_a_demo_name_is_not_an_input_path(tmp_path, monkeypatch, capsys):
+    """``--out digits`` beside the demo ``digits``: the demo reads no file, so nothing is "replaced"."""
+    monkeypatch.chdir(tmp_path)
+    rc, err = run_cli(["estimate", "digits", "--target", "cortex-m4", "--out", "digits"], capsys)
+    assert rc == 0, err
+    assert (tmp_path / "digits" / "estimate.json").is_file()
+
+
 def test_2_unwritable_out_fails_before_any_work(tmp_path, monkeypatch, capsys):
     """The model file would leave a mark if it were imported: --out is refused before the model is loaded."""
     monkeypatch.chdir(tmp_path)
