@@ -92,6 +92,15 @@ def over_limit(error: type[IntonlyError], where: str, what: str, value: int, lim
 
 # ---- files and zip archives ---------------------------------------------------------------------------------
 
+def file_kind(mode: int) -> str | None:
+    """None for a regular file, else what the file is ("a directory", "a FIFO", ...), from ``os.stat``'s mode."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "a special file")
+
+
 def regular_file_size(path: Path, error: type[IntonlyError], where: str, what: str = "file") -> int:
     """The size of ``path`` after checking it is a regular file (a symlink is followed; a directory, device,
     FIFO or socket is refused before anything opens it)."""
@@ -101,9 +110,9 @@ def regular_file_size(path: Path, error: type[IntonlyError], where: str, what: s
         raise error(f"{where}: no such file") from None
     except OSError as exc:
         raise error(f"{where}: cannot read the {what} ({exc.strerror})") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket)"
-        raise error(f"{where}: the {what} is {kind}")
+    kind = file_kind(st.st_mode)
+    if kind is not None:
+        raise error(f"{where}: the {what} is {kind}, not a regular file")
     return st.st_size
 
 

@@ -37,13 +37,13 @@ import os
 import re
 import reprlib
 import shlex
-import stat
 import tomllib
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from quantize.bounded_read import file_kind
 from quantize.errors import IntonlyError
 
 from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDINGS, SATURATIONS, VALUE_MAX, VALUE_MIN, MemoryLevel, Numerics,
@@ -513,10 +513,8 @@ def load_file(path: str | os.PathLike) -> Target:
 
 
 def _check_regular(st: os.stat_result, path) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
-                 (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"))
-        kind = next((name for test, name in kinds if test(st.st_mode)), "a special file")
+    kind = file_kind(st.st_mode)
+    if kind is not None:
         raise TargetError(f"{path}: cannot read target file (it is {kind}, not a regular file)")
     if st.st_size > MAX_FILE_BYTES:
         raise TargetError(f"{path}: target file is {st.st_size:,} bytes, over the limit of {MAX_FILE_BYTES:,}")

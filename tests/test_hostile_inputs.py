@@ -517,9 +517,9 @@ def test_11_archive_members_graph_json_does_not_list_are_refused(digits_file, tm
 def test_a_model_file_that_is_not_a_regular_file_is_refused_without_reading(tmp_path):
     fifo = tmp_path / "pipe.intonly"
     os.mkfifo(fifo)
-    with pytest.raises(ModelFileError, match=re.escape(f"{fifo}: the intonly model archive is not a regular file")):
+    with pytest.raises(ModelFileError, match=re.escape(f"{fifo}: the intonly model archive is a FIFO, not a regular file")):
         IntModel.load(fifo)
-    with pytest.raises(ModelFileError, match=re.escape(f"{tmp_path}: the intonly model archive is a directory")):
+    with pytest.raises(ModelFileError, match=re.escape(f"{tmp_path}: the intonly model archive is a directory, not a regular file")):
         IntModel.load(tmp_path)
 
 
