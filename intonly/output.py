@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from quantize.errors import IntonlyError
+from quantize.ir_file import write_atomically
 
 MARKER = ".intonly-output"
 MAX_COMPONENT = 80
@@ -194,17 +195,9 @@ def write_file(path, text: str, inputs=(), option: str = "--json") -> Path:
         if item is not None and os.path.realpath(item) == os.path.realpath(target):
             raise OutputError(f"{shown} would replace the input {str(item)!r}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+        return write_atomically(target, text.encode())
     except OSError as exc:
-        raise OutputError(f"{shown}: cannot write in {str(target.parent)!r} ({exc.strerror})") from None
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+        raise OutputError(f"{shown}: cannot write it ({exc.strerror})") from None
 
 
 class StopSignals:

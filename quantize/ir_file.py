@@ -67,10 +67,16 @@ def save_model(model, path: str | Path) -> Path:
             "nodes": [asdict(n) for n in model.nodes], "constants": entries,
         }
         zf.writestr("graph.json", json.dumps(graph, indent=1))
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return write_atomically(path, buf.getvalue())
+
+
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file beside it and a rename, so ``path`` is either the old
+    file or the whole new one; the temporary file is removed if anything fails (an interruption included)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(buf.getvalue())
+            f.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
