@@ -171,7 +171,8 @@ def _load_data(data_path: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarra
     return x, y, calib
 
 
-def _first_output(out, spec: str) -> torch.Tensor:
+def first_output(out, spec: str = "") -> torch.Tensor:
+    """The scored output of a forward call: the tensor, or the first of a tuple/list of them."""
     first = out[0] if isinstance(out, (tuple, list)) and out else out
     if not isinstance(first, torch.Tensor):
         raise ConfigError(f"--model {spec}: forward returned {type(out).__name__}"
@@ -189,7 +190,7 @@ def _probe(model: torch.nn.Module, spec: str, data_path: str, x: np.ndarray) -> 
     except Exception as exc:
         raise DataError(f"--data {data_path}: the model fails on one sample of array 'x' (per-sample shape "
                         f"{x.shape[1:]}): {type(exc).__name__}: {exc}") from None
-    return _first_output(out, spec)
+    return first_output(out, spec)
 
 
 def file_workload(spec: str, data_path: str | None) -> Workload:
@@ -238,8 +239,6 @@ def float_outputs(model: torch.nn.Module, x, batch: int = 256) -> np.ndarray:
     """The float model's first output for every sample of ``x`` (one array per input), batched."""
     xs = [torch.from_numpy(a) for a in as_inputs(x)]
 
-    def first(out):
-        return (out[0] if isinstance(out, (tuple, list)) else out).numpy()
-
     with torch.no_grad():
-        return np.concatenate([first(model(*(a[i:i + batch] for a in xs))) for i in range(0, len(xs[0]), batch)])
+        return np.concatenate([first_output(model(*(a[i:i + batch] for a in xs))).numpy()
+                               for i in range(0, len(xs[0]), batch)])
