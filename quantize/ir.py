@@ -325,7 +325,8 @@ def _finite_positive_f32(value) -> bool:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     try:
-        f32 = np.float32(value)
-    except OverflowError:
+        with np.errstate(over="ignore"):   # a float beyond float32 becomes inf, refused below
+            f32 = np.float32(value)
+    except OverflowError:                  # an int beyond float64
         return False
     return bool(np.isfinite(f32) and f32 > 0)
