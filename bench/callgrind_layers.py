@@ -58,11 +58,11 @@ sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
 
 from layer_suite import CASES, LayerCase, suite
 
-from codegen.c.calls import node_calls
-from codegen.c.emit import TEMPLATES, emit_c
-from codegen.c.toolchain import HOST_CFLAGS, build_host, find_compiler, sample_dtype
-from hwsim.executor import simulate
-from hwsim.work import op_work
+from intonly.codegen.c.calls import node_calls
+from intonly.codegen.c.emit import TEMPLATES, emit_c
+from intonly.codegen.c.toolchain import HOST_CFLAGS, build_host, find_compiler, sample_dtype
+from intonly.hwsim.executor import simulate
+from intonly.hwsim.work import op_work
 
 MAC_CLASSES = ("int8_conv", "int8_depthwise", "int8_dense")
 DEFAULT_OUT = HERE / "results" / "callgrind_layers.json"
@@ -84,7 +84,7 @@ def family_flags(name: str) -> tuple[str | None, str]:
     if name == "generic":
         return "", "portable C99"
     try:
-        from codegen.c.families import get_family
+        from intonly.codegen.c.families import get_family
         fam = get_family(name)
         flags, compiler, isa = fam.cflags, fam.compiler, fam.isa
     except ImportError:  # an older tree without families.py: only x86 is known to run here

@@ -36,10 +36,10 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 import published_rows  # noqa: E402
 import zoo  # noqa: E402
-from hwsim.cost import estimate  # noqa: E402
-from hwsim.work import op_work  # noqa: E402
-from targets import load_target  # noqa: E402
-from targets.spec import OP_CLASSES, Sourced, Target  # noqa: E402
+from intonly.hwsim.cost import estimate  # noqa: E402
+from intonly.hwsim.work import op_work  # noqa: E402
+from intonly.targets import load_target  # noqa: E402
+from intonly.targets.spec import OP_CLASSES, Sourced, Target  # noqa: E402
 
 # (target, model, column) of the rows a target's constants were fitted to; one scale per target, fitted to the
 # geometric mean of its rows' measured/estimated ratios.

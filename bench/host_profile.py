@@ -65,10 +65,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))            # bench/layer_suite.py
 sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
 
-from codegen.c.emit import emit_c
-from codegen.c.toolchain import (HOST_CFLAGS, PROFILE_CFLAGS, build_host, find_compiler,
+from intonly.codegen.c.emit import emit_c
+from intonly.codegen.c.toolchain import (HOST_CFLAGS, PROFILE_CFLAGS, build_host, find_compiler,
                                  profile_host, run_host)
-from hwsim.executor import simulate
+from intonly.hwsim.executor import simulate
 from layer_suite import LayerCase, suite
 
 DEMOS = ("digits", "vit")

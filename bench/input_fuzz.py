@@ -53,7 +53,7 @@ from hypothesis import strategies as st
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
 
-from quantize.errors import IntonlyError  # noqa: E402
+from intonly.quantize.errors import IntonlyError  # noqa: E402
 
 SIM_LIMIT_BYTES = 64 << 20      # simulate a mutated model only if its activations for 2 samples stay below this
 ESTIMATE_TARGET = "cortex-m4"
@@ -73,7 +73,7 @@ class Seeds:
 
         from intonly import api
         from intonly.workloads import load_workload
-        from targets.loader import BUILTIN_DIR
+        from intonly.targets.loader import BUILTIN_DIR
 
         archives = {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -430,9 +430,9 @@ def _cli_ok(argv: list[str]) -> None:
 
 def run_archive_case(label: str, archive: bytes, sandbox: Path, with_cli: bool = True) -> CaseResult:
     """Load a mutated archive and use it as far as it goes (module docstring)."""
-    from hwsim.executor import simulate
+    from intonly.hwsim.executor import simulate
     from intonly import api
-    from quantize.ir import IntModel
+    from intonly.quantize.ir import IntModel
 
     results: list[CaseResult] = []
     path = sandbox / "m.intonly"
@@ -461,7 +461,7 @@ def run_archive_case(label: str, archive: bytes, sandbox: Path, with_cli: bool =
 def run_target_case(label: str, stem: str, data: bytes, sandbox: Path, model) -> CaseResult:
     """Load a mutated target file from a --target-dir and use it: list, show, estimate (finite totals)."""
     from intonly import api
-    from targets import load_file
+    from intonly.targets import load_file
 
     results: list[CaseResult] = []
     folder = sandbox / "tdir"
@@ -499,7 +499,7 @@ def campaign(cases: int, targets_share: float, seed: int | None, sandbox: Path) 
     from hypothesis import HealthCheck, given, settings
     from hypothesis import seed as hypothesis_seed
 
-    from quantize.ir import IntModel
+    from intonly.quantize.ir import IntModel
 
     seeds = Seeds.build()
     seeds.warm_up(sandbox)

@@ -62,10 +62,10 @@ import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, when not pip-installed
 
-from hwsim.executor import simulate
-from hwsim.ops.quantize import run as quantize_node
-from quantize.config import QuantConfig
-from quantize.ir import IntModel, Node, TensorInfo
+from intonly.hwsim.executor import simulate
+from intonly.hwsim.ops.quantize import run as quantize_node
+from intonly.quantize.config import QuantConfig
+from intonly.quantize.ir import IntModel, Node, TensorInfo
 
 SAMPLES = 2        # samples in each case's x
 CALIB_SAMPLES = 8  # calibration batch

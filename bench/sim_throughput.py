@@ -109,7 +109,7 @@ def bench_pair(int_model, model, x: np.ndarray, reps: int) -> dict:
     """Warm up and time ``simulate(int_model, x)`` and ``model(x)`` alternately; medians and raw times."""
     import torch
 
-    from hwsim import simulate
+    from intonly.hwsim import simulate
 
     xt = torch.from_numpy(np.ascontiguousarray(x))
     t0 = time.perf_counter()
@@ -147,10 +147,10 @@ def bench_pair(int_model, model, x: np.ndarray, reps: int) -> dict:
 
 
 def run_digits(reps: int, ref_reps: int) -> dict:
-    from hwsim import simulate
+    from intonly.hwsim import simulate
     from intonly.demos import digits
-    from quantize.config import QuantConfig
-    from quantize.lower import quantize
+    from intonly.quantize.config import QuantConfig
+    from intonly.quantize.lower import quantize
 
     model = digits.load_model()
     x_tr, _, x_te, y_te = digits.load_split()
@@ -182,8 +182,8 @@ def run_digits(reps: int, ref_reps: int) -> dict:
 
 def run_mobilenetv2(reps: int, batch: int, calib: int) -> dict:
     import mobilenetv2
-    from quantize.config import QuantConfig
-    from quantize.lower import quantize
+    from intonly.quantize.config import QuantConfig
+    from intonly.quantize.lower import quantize
 
     t0 = time.perf_counter()
     model = mobilenetv2.build(seed=0)
@@ -205,8 +205,8 @@ def run_mobilenetv2(reps: int, batch: int, calib: int) -> dict:
 
 def run_deit_tiny(reps: int, batch: int, calib: int) -> dict:
     from intonly.models.vit import deit_tiny, init_synthetic
-    from quantize.config import QuantConfig
-    from quantize.lower import quantize
+    from intonly.quantize.config import QuantConfig
+    from intonly.quantize.lower import quantize
 
     model = init_synthetic(deit_tiny(), seed=0).eval()
     rng = np.random.default_rng(0)

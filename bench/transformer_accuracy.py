@@ -33,9 +33,9 @@ def wide_tensors(int_model) -> int:
 
 
 def run_vit() -> list[dict]:
-    from hwsim import simulate
+    from intonly.hwsim import simulate
     from intonly.workloads import float_outputs, load_workload
-    from quantize.lower import quantize
+    from intonly.quantize.lower import quantize
 
     work = load_workload("vit")
     fp_acc = work.score(float_outputs(work.model, work.x))
@@ -54,9 +54,9 @@ def run_vit() -> list[dict]:
 
 
 def run_minilm(families) -> list[dict]:
-    from hwsim import simulate
+    from intonly.hwsim import simulate
     from intonly.workloads import float_outputs, load_workload
-    from quantize.lower import quantize
+    from intonly.quantize.lower import quantize
 
     work = load_workload("minilm")
     folds = [(work.calib, work.x), (work.x, work.calib)]

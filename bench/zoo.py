@@ -363,7 +363,7 @@ def int_model(name: str, cache_dir: str | Path = CACHE_DIR, rebuild: bool = Fals
     loaded from ``cache_dir/<name>.intonly`` when its sidecar ``<name>.json`` carries the current
     :func:`fingerprint`, else built, quantized (timed, printed when ``verbose``) and saved there."""
     from intonly.api import QuantConfig, quantize
-    from quantize.ir import IntModel
+    from intonly.quantize.ir import IntModel
 
     cache = Path(cache_dir)
     path, meta_path = cache / f"{name}.intonly", cache / f"{name}.json"

@@ -28,10 +28,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, fields
 
-from quantize.errors import ConfigError
-from quantize.ir import IntModel, Node
-from quantize.memory import constant_bytes, plan_model_arena, tensor_bytes
-from targets.spec import MemoryLevel, Target
+from intonly.quantize.errors import ConfigError
+from intonly.quantize.ir import IntModel, Node
+from intonly.quantize.memory import constant_bytes, plan_model_arena, tensor_bytes
+from intonly.targets.spec import MemoryLevel, Target
 
 from .work import op_work
 

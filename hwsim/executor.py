@@ -9,11 +9,11 @@ import numpy as np
 import scipy.linalg.cython_blas  # noqa: F401  (the BLAS Numba's np.dot calls: loaded before the controller scans)
 from threadpoolctl import ThreadpoolController
 
-from quantize.bounds import node_bounds, producer_map
-from quantize.data_checks import checked_batch
-from quantize.errors import ConfigError, DataError
-from quantize.ir import IntModel, Node
-from targets.spec import Target
+from intonly.quantize.bounds import node_bounds, producer_map
+from intonly.quantize.data_checks import checked_batch
+from intonly.quantize.errors import ConfigError, DataError
+from intonly.quantize.ir import IntModel, Node
+from intonly.targets.spec import Target
 
 from .numerics import ROUNDING_IDS
 
@@ -56,7 +56,7 @@ _THREADPOOLS = ThreadpoolController()  # built once: it scans the loaded BLAS li
 
 
 def _kernel(op: str):
-    return importlib.import_module(f"hwsim.ops.{op}").run
+    return importlib.import_module(f"intonly.hwsim.ops.{op}").run
 
 
 def target_rounding(model: IntModel, target: Target) -> str:

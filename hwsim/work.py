@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from quantize.errors import UnsupportedOpError
-from quantize.ir import IntModel, Node
+from intonly.quantize.errors import UnsupportedOpError
+from intonly.quantize.ir import IntModel, Node
 
 REQUANT_OPS = 4
 ISQRT_DIVIDES = 32

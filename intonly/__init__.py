@@ -5,7 +5,7 @@
 
 from .api import (LayerCompare, QuantConfig, TargetDiff, build_and_run, compare, compare_targets, emit_c, estimate,
                   quantize, simulate)
-from quantize.ir import IntModel
+from intonly.quantize.ir import IntModel
 
 __all__ = ["quantize", "simulate", "compare", "estimate", "compare_targets", "emit_c", "build_and_run",
            "QuantConfig", "IntModel", "LayerCompare", "TargetDiff"]

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.c.emit import CProject, emit_c
-from codegen.c.toolchain import HOST_CFLAGS, PROFILE_CFLAGS, build_host, profile_host, run_host
-from hwsim.cost import Estimate
-from hwsim.cost import estimate as _estimate
-from hwsim.executor import simulate
-from quantize.config import QuantConfig
-from quantize.ir import IntModel
-from targets import Target, load_target
+from intonly.codegen.c.emit import CProject, emit_c
+from intonly.codegen.c.toolchain import HOST_CFLAGS, PROFILE_CFLAGS, build_host, profile_host, run_host
+from intonly.hwsim.cost import Estimate
+from intonly.hwsim.cost import estimate as _estimate
+from intonly.hwsim.executor import simulate
+from intonly.quantize.config import QuantConfig
+from intonly.quantize.ir import IntModel
+from intonly.targets import Target, load_target
 
 __all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c", "build_and_run", "LayerCompare",
            "estimate", "compare_targets", "TargetDiff", "profile_c"]
@@ -26,7 +26,7 @@ __all__ = ["QuantConfig", "IntModel", "quantize", "simulate", "compare", "emit_c
 
 def quantize(model, calib_data, config: QuantConfig | None = None, name: str | None = None) -> IntModel:
     """Post-training quantize a PyTorch ``nn.Module`` (see :func:`quantize.lower.quantize`)."""
-    from quantize.lower import quantize as lower
+    from intonly.quantize.lower import quantize as lower
 
     return lower(model, calib_data, config, name)
 
@@ -52,7 +52,7 @@ class LayerCompare:
 def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[LayerCompare]:
     """Per layer, the float model's value against hwsim's integer value for the same input batch ``x``."""
     floats: dict[str, list[np.ndarray]] = {}
-    from quantize.capture import capture, run_recording
+    from intonly.quantize.capture import capture, run_recording
 
     run_recording(capture(model), x, lambda name, t: floats.setdefault(name, []).append(t.numpy()))
     sim = simulate(int_model, x, rounding=rounding, keep_values=True)
@@ -210,8 +210,8 @@ def build_for(int_model: IntModel, target, out_dir, run_inputs=None, timeout: fl
     import shlex
     import time
 
-    from codegen.c import cross
-    from hwsim.executor import target_rounding
+    from intonly.codegen.c import cross
+    from intonly.hwsim.executor import target_rounding
 
     t = target if isinstance(target, Target) else load_target(target)
     family = t.toolchain.codegen_family

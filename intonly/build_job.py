@@ -21,9 +21,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from quantize.errors import ConfigError
-from quantize.ir import IntModel
-from targets import load_target
+from intonly.quantize.errors import ConfigError
+from intonly.quantize.ir import IntModel
+from intonly.targets import load_target
 
 from .demos import DEMOS
 from .display import text

@@ -11,9 +11,9 @@ import sys
 
 from rich.console import Console
 
-from quantize.errors import IntonlyError
-from quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
-from quantize.ops import ROUNDING_MODES
+from intonly.quantize.errors import IntonlyError
+from intonly.quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
+from intonly.quantize.ops import ROUNDING_MODES
 
 from . import build_job, jobs, targets_cli
 from .output import StopSignals

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from hwsim.cost import Estimate
+from intonly.hwsim.cost import Estimate
 
 from .display import literal, print_table, text
 

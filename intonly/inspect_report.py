@@ -19,8 +19,8 @@ import numpy as np
 from rich.console import Console
 from rich.text import Text
 
-from quantize.bounds import node_bounds, producer_map
-from quantize.ir import IntModel
+from intonly.quantize.bounds import node_bounds, producer_map
+from intonly.quantize.ir import IntModel
 
 from .display import HEAD_ROWS, TAIL_ROWS, literal, print_table, shown_indices
 

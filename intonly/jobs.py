@@ -14,11 +14,11 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from quantize.config import QuantConfig
-from quantize.errors import ConfigError
-from quantize.ir import IntModel
+from intonly.quantize.config import QuantConfig
+from intonly.quantize.errors import ConfigError
+from intonly.quantize.ir import IntModel
 
-from targets import list_targets, load_target
+from intonly.targets import list_targets, load_target
 
 from . import api, estimate_report, inspect_report
 from .display import text

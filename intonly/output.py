@@ -26,8 +26,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from quantize.errors import IntonlyError
-from quantize.ir_file import write_atomically
+from intonly.quantize.errors import IntonlyError
+from intonly.quantize.ir_file import write_atomically
 
 MARKER = ".intonly-output"
 MAX_COMPONENT = 80

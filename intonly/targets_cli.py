@@ -14,8 +14,8 @@ import json
 from rich.console import Console
 from rich.table import Table
 
-from targets import Target, describe, list_targets, load_target, to_document
-from targets.loader import BUILTIN_DIR
+from intonly.targets import Target, describe, list_targets, load_target, to_document
+from intonly.targets.loader import BUILTIN_DIR
 
 from .display import text
 

@@ -15,11 +15,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from quantize.capture import as_inputs
-from quantize.config import QuantConfig
-from quantize.bounded_read import Limits, load_npz
-from quantize.data_checks import checked_batch
-from quantize.errors import ConfigError, DataError
+from intonly.quantize.capture import as_inputs
+from intonly.quantize.config import QuantConfig
+from intonly.quantize.bounded_read import Limits, load_npz
+from intonly.quantize.data_checks import checked_batch
+from intonly.quantize.errors import ConfigError, DataError
 
 from .api import accuracy
 

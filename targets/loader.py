@@ -43,8 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from quantize.bounded_read import file_kind
-from quantize.errors import IntonlyError
+from intonly.quantize.bounded_read import file_kind
+from intonly.quantize.errors import IntonlyError
 
 from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDINGS, SATURATIONS, VALUE_MAX, VALUE_MIN, MemoryLevel, Numerics,
                    Sourced, Target, Toolchain)

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from quantize.ir import IntModel, Node, TensorInfo
+from intonly.quantize.ir import IntModel, Node, TensorInfo
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

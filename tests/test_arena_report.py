@@ -3,9 +3,9 @@
 import pytest
 
 from intonly.workloads import load_workload
-from quantize.ir import IntModel, Node, TensorInfo
-from quantize.lower import quantize
-from quantize.memory import arena_report, inplace_plan, live_bytes, plan_arena, plan_model_arena
+from intonly.quantize.ir import IntModel, Node, TensorInfo
+from intonly.quantize.lower import quantize
+from intonly.quantize.memory import arena_report, inplace_plan, live_bytes, plan_arena, plan_model_arena
 
 
 @pytest.fixture(scope="module", params=["digits", "vit"])

@@ -24,14 +24,14 @@ import numpy as np
 import pytest
 from conftest import require_tool
 
-from codegen.c import emit
-from codegen.c.calls import C_KEYWORDS, IDENTIFIER, c_comment, c_identifier
-from codegen.c.emit import emit_c
-from codegen.c.toolchain import HOST_CFLAGS, build_host, sample_dtype
-from hwsim import simulate
+from intonly.codegen.c import emit
+from intonly.codegen.c.calls import C_KEYWORDS, IDENTIFIER, c_comment, c_identifier
+from intonly.codegen.c.emit import emit_c
+from intonly.codegen.c.toolchain import HOST_CFLAGS, build_host, sample_dtype
+from intonly.hwsim import simulate
 from intonly.workloads import load_workload
-from quantize.ir import IntModel, Node, TensorInfo
-from quantize.lower import quantize
+from intonly.quantize.ir import IntModel, Node, TensorInfo
+from intonly.quantize.lower import quantize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import layer_suite

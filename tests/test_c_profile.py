@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from codegen.c.emit import c_string_literal, emit_c
-from codegen.c.toolchain import HOST_CFLAGS, PROFILE_CFLAGS, build_host, profile_host, read_profile, run_host
+from intonly.codegen.c.emit import c_string_literal, emit_c
+from intonly.codegen.c.toolchain import HOST_CFLAGS, PROFILE_CFLAGS, build_host, profile_host, read_profile, run_host
 from intonly import QuantConfig, build_and_run, quantize, simulate
 from intonly.api import profile_c
-from quantize.ir import TensorInfo
+from intonly.quantize.ir import TensorInfo
 
 from conftest import random_ints, single_op_model
 

@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from conftest import single_op_model
-from hwsim.cost import estimate, layer_cost
-from hwsim.work import REQUANT_OPS, WORK, op_work
+from intonly.hwsim.cost import estimate, layer_cost
+from intonly.hwsim.work import REQUANT_OPS, WORK, op_work
 from intonly import QuantConfig, build_and_run, compare_targets, quantize, simulate
 from intonly.cli import main
 from intonly.demos import digits
-from quantize.errors import ConfigError
-from quantize.ir import IntModel, TensorInfo
-from quantize.memory import plan_model_arena
-from quantize.ops import OPS
-from targets import list_targets, load_target
-from targets.spec import OP_CLASSES, MemoryLevel, Numerics, Sourced, Target, Toolchain
+from intonly.quantize.errors import ConfigError
+from intonly.quantize.ir import IntModel, TensorInfo
+from intonly.quantize.memory import plan_model_arena
+from intonly.quantize.ops import OPS
+from intonly.targets import list_targets, load_target
+from intonly.targets.spec import OP_CLASSES, MemoryLevel, Numerics, Sourced, Target, Toolchain
 
 
 def S(v):

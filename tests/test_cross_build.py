@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from conftest import require_tool
 
-from codegen.c import cross
-from codegen.c.emit import emit_c
+from intonly.codegen.c import cross
+from intonly.codegen.c.emit import emit_c
 from intonly import QuantConfig, quantize, simulate
 from intonly.api import build_for
 from intonly.demos import digits
-from quantize.errors import ToolchainError
-from targets import load_target
-from targets.loader import BUILTIN_DIR
+from intonly.quantize.errors import ToolchainError
+from intonly.targets import load_target
+from intonly.targets.loader import BUILTIN_DIR
 
 SAMPLES = 8
 ARM = (("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"),

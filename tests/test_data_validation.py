@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from hwsim.executor import simulate
+from intonly.hwsim.executor import simulate
 from intonly.cli import main
 from intonly.workloads import load_workload
-from quantize.errors import ConfigError, DataError, QuantizationError
-from quantize.lower import quantize
-from quantize.observers import Observer
+from intonly.quantize.errors import ConfigError, DataError, QuantizationError
+from intonly.quantize.lower import quantize
+from intonly.quantize.observers import Observer
 
 NET = '''
 import torch

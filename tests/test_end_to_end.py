@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from intonly import QuantConfig, build_and_run, compare, quantize, simulate
 from intonly.demos import digits
-from quantize.observers import Observer, fake_quant_error
+from intonly.quantize.observers import Observer, fake_quant_error
 
 MODES = ["half_up", "double", "half_even"]
 

@@ -21,18 +21,18 @@ import numpy as np
 import pytest
 from conftest import require_tool, single_op_model
 
-from codegen.c import cross
-from codegen.c.emit import emit_c
-from codegen.c.families import FAMILIES
-from codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
-from hwsim import simulate
+from intonly.codegen.c import cross
+from intonly.codegen.c.emit import emit_c
+from intonly.codegen.c.families import FAMILIES
+from intonly.codegen.c.toolchain import HOST_CFLAGS, build_host, run_host
+from intonly.hwsim import simulate
 from intonly import QuantConfig, build_and_run, quantize
 from intonly.demos import digits
 from intonly.workloads import load_workload
-from quantize.bounds import weighted_bound
-from quantize.ir import IntModel, TensorInfo
-from quantize.lower import quantize as quantize_workload
-from targets import load_target
+from intonly.quantize.bounds import weighted_bound
+from intonly.quantize.ir import IntModel, TensorInfo
+from intonly.quantize.lower import quantize as quantize_workload
+from intonly.targets import load_target
 
 MODES = ["half_up", "double", "half_even"]
 X86_CFLAGS = HOST_CFLAGS + " " + FAMILIES["x86"].cflags
@@ -378,8 +378,8 @@ def test_x86_vector_requant_equals_hwsim_on_edges_and_ties(mode, tmp_path, gcc):
     clamp(R(acc; b, c) + zp, lo, hi) of hwsim for every shift 1..62, accumulators and multipliers at their ends,
     exact ties, and 24 000 random lanes."""
     require_avx2()
-    from codegen.c.emit import environment
-    from hwsim.numerics import requant, rounding_id
+    from intonly.codegen.c.emit import environment
+    from intonly.hwsim.numerics import requant, rounding_id
 
     env = environment("x86")
     (tmp_path / "intonly_runtime.h").write_text(env.get_template("runtime.h.j2").render(rounding=mode))

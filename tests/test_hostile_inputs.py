@@ -23,10 +23,10 @@ from hypothesis import strategies as st
 from intonly import cli
 from intonly.demos import digits
 from intonly.output import MARKER, OutputError, output_folder, safe_component
-from quantize.bounded_read import Limits, json_depth
-from quantize.errors import ModelFileError
-from quantize.ir import IntModel
-from quantize.lower import quantize
+from intonly.quantize.bounded_read import Limits, json_depth
+from intonly.quantize.errors import ModelFileError
+from intonly.quantize.ir import IntModel
+from intonly.quantize.lower import quantize
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +278,7 @@ def test_4_a_declared_1gib_constant_is_refused_before_it_is_read(digits_file, tm
     declared = 2**30 + sum(int(np.prod(a.shape)) * a.dtype.itemsize for a in IntModel.load(digits_file).constants.values())
     message = (f"{path}: graph.json: the constants' declared size in bytes is {declared:,}, over the limit of "
                "536,870,912 (raise the limit with INTONLY_MAX_CONSTANT_BYTES=<n> if the file is trusted)")
-    from quantize import ir_file
+    from intonly.quantize import ir_file
     read = []
     real_read_member = ir_file.read_member
     monkeypatch.setattr(ir_file, "read_member", lambda zf, name, *a: read.append(name) or real_read_member(zf, name, *a))
@@ -310,7 +310,7 @@ def test_4_limits_can_be_raised_by_the_environment(monkeypatch):
     limits = Limits.from_env()
     assert limits.constant_bytes == 2**32 and limits.nodes == 7 and limits.tensors == Limits().tensors
     monkeypatch.setenv("INTONLY_MAX_NODES", "-3")
-    from quantize.errors import ConfigError
+    from intonly.quantize.errors import ConfigError
     with pytest.raises(ConfigError, match=re.escape("environment variable INTONLY_MAX_NODES='-3': must be a "
                                                     "positive integer")):
         Limits.from_env()
@@ -325,7 +325,7 @@ def test_5_node_count_over_the_limit_is_refused(digits_file, tmp_path, monkeypat
 
 
 def chain_model(n: int) -> IntModel:
-    from quantize.ir import Node, TensorInfo
+    from intonly.quantize.ir import Node, TensorInfo
     t = {"x": TensorInfo("x", "float32", (4,)), "q0": TensorInfo("q0", "int8", (4,), 0.1)}
     nodes = [Node("quant", "quantize", ["x"], ["q0"], {"perm": []})]
     for i in range(n):
@@ -542,14 +542,14 @@ def test_10_build_timeout_must_be_positive_and_finite(value, tmp_path, capsys):
 @settings(max_examples=300, deadline=None)
 @given(x0=st.integers(-400, -1), b=st.integers(-1000, 1000), c=st.integers(-2**31, 2**31 - 1))
 def test_iexp_polynomial_bound_equals_enumeration(x0, b, c):
-    from quantize.bounds import iexp_poly_max
+    from intonly.quantize.bounds import iexp_poly_max
     assert iexp_poly_max(x0, b, c) == max(abs((r + b) * r + c) for r in range(x0 + 1, 1))
 
 
 def test_an_extreme_iexp_x0_is_bounded_in_closed_form(tmp_path):
     """x0 = -(2^31 - 1) once made the validator enumerate 2^31 values (16 GB); now it is refused by its bound."""
     from conftest import single_op_model
-    from quantize.ir import TensorInfo
+    from intonly.quantize.ir import TensorInfo
     x = TensorInfo("x", "int16", (8,), 0.01, 0, 16)
     y = TensorInfo("y", "int16", (8,), 2.0**-15, 0, 16)
     attrs = {"x0": -(2**31 - 1), "n": 0, "q_max": 1, "b_int": 5, "c_int": 7, "norm_bits": 31, "masked": 0}

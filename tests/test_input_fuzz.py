@@ -39,7 +39,7 @@ def seeds(sandbox):
 
 @pytest.fixture(scope="module")
 def seed_model(seeds, sandbox):
-    from quantize.ir import IntModel
+    from intonly.quantize.ir import IntModel
 
     path = sandbox.parent / "seed.intonly"
     path.write_bytes(seeds.archives["digits"])

@@ -11,10 +11,10 @@ import torch
 import torch.nn as nn
 
 from intonly.demos import digits
-from quantize.config import QuantConfig
-from quantize.errors import ConfigError, ModelFileError, UnsupportedOpError
-from quantize.ir import IntModel
-from quantize.lower import quantize
+from intonly.quantize.config import QuantConfig
+from intonly.quantize.errors import ConfigError, ModelFileError, UnsupportedOpError
+from intonly.quantize.ir import IntModel
+from intonly.quantize.lower import quantize
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from rich.console import Console
 
 from intonly import api, estimate_report, inspect_report
-from quantize.bounds import matmul_bound, node_bounds, producer_map, row_sum_bound
-from quantize.ir import IntModel, Node, TensorInfo
-from quantize.memory import ALIGN, plan_arena, plan_model_arena
-from targets import load_target
+from intonly.quantize.bounds import matmul_bound, node_bounds, producer_map, row_sum_bound
+from intonly.quantize.ir import IntModel, Node, TensorInfo
+from intonly.quantize.memory import ALIGN, plan_arena, plan_model_arena
+from intonly.targets import load_target
 
 CHAIN = 20_000
 
@@ -254,7 +254,7 @@ def test_estimate_tables_and_plot_show_hostile_names_literally(tmp_path):
     import dataclasses
 
     model = hostile_model()
-    from targets.spec import Sourced
+    from intonly.targets.spec import Sourced
 
     base = load_target("cortex-m4")
     levels = tuple(dataclasses.replace(m, name=f"[/x]{m.name}$", size_bytes=Sourced(16, "test"))

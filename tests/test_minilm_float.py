@@ -15,7 +15,7 @@ import torch.nn as nn
 from intonly.demos import minilm as demo
 from intonly.models import bert
 from intonly.models.attention import MultiHeadAttentionBase
-from quantize.errors import ConfigError
+from intonly.quantize.errors import ConfigError
 
 try:
     bert.minilm_zip_path()

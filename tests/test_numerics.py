@@ -9,9 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hwsim.numerics import div_round_away, isqrt, requant, rounding_id
-from quantize.dyadic import quantize_multiplier
-from quantize.errors import QuantizationError
+from intonly.hwsim.numerics import div_round_away, isqrt, requant, rounding_id
+from intonly.quantize.dyadic import quantize_multiplier
+from intonly.quantize.errors import QuantizationError
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 MULT = st.one_of(st.just(2**30), st.integers(2**30, 2**31 - 1), st.integers(0, 2**31 - 1))
@@ -114,7 +114,7 @@ ISQRT_EDGES = [0, 1, 2, 3, 4, 15, 16, 17, 2**31 - 1, 2**32, 2**62, 2**63 - 1, (2
 @pytest.fixture(scope="module")
 def c_isqrt(tmp_path_factory, gcc):
     """The C runtime's intonly_isqrt, compiled into a filter: one decimal value per line in, its root out."""
-    from codegen.c.emit import environment
+    from intonly.codegen.c.emit import environment
 
     work = tmp_path_factory.mktemp("isqrt")
     (work / "intonly_runtime.h").write_text(environment("generic").get_template("runtime.h.j2").render(rounding="double"))

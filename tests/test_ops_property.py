@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codegen.c.kernel_lib import run_node_c
-from hwsim import simulate
-from quantize.bounds import weighted_bound
-from quantize.ir import TensorInfo
+from intonly.codegen.c.kernel_lib import run_node_c
+from intonly.hwsim import simulate
+from intonly.quantize.bounds import weighted_bound
+from intonly.quantize.ir import TensorInfo
 
 from conftest import random_ints, single_op_model
 from test_families import host_has_avx2
@@ -139,7 +139,7 @@ def test_dense(mode, case):
 
 def test_dense_takes_float64_gemm_when_float32_is_not_provably_exact():
     """int16 activations make sum|w|*max|x| exceed 2^24: the fast path must switch to float64 and stay exact."""
-    from hwsim.ops._weighted import exact_gemm_dtype
+    from intonly.hwsim.ops._weighted import exact_gemm_dtype
 
     rng = np.random.default_rng(7)
     x = TensorInfo("x", "int16", (512,), 1.0, 0, 16)

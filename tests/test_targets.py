@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from intonly.cli import main
-from targets import (OP_CLASSES, Sourced, Target, TargetError, list_targets, load_file, load_target, parse_clock,
+from intonly.targets import (OP_CLASSES, Sourced, Target, TargetError, list_targets, load_file, load_target, parse_clock,
                      parse_document)
-from targets.loader import BUILTIN_DIR, ENV_VAR
+from intonly.targets.loader import BUILTIN_DIR, ENV_VAR
 
 BUILTIN = ["cortex-m0plus", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-a53", "cortex-a73",
            "cortex-a76", "hexagon-hvx", "x86-64-vnni", "x86-64-host", "nvidia-t4", "nvidia-rtx2080ti", "nvidia-h100"]
@@ -258,7 +258,7 @@ def test_entry_point_adds_a_third_party_target(npu_dir, monkeypatch):
         def load(self):
             return lambda: npu_dir
 
-    monkeypatch.setattr("targets.loader.importlib.metadata.entry_points",
+    monkeypatch.setattr("intonly.targets.loader.importlib.metadata.entry_points",
                         lambda group: [EntryPoint()] if group == "intonly.targets" else [])
     assert load_target("my-npu").file == npu_dir / "my-npu.toml"
 

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from conftest import single_op_model
 
-from codegen.c import cross
+from intonly.codegen.c import cross
 from intonly.cli import main
-from quantize.errors import ToolchainError
-from quantize.ir import TensorInfo
-from targets import TargetError, list_targets, load_file, load_target, parse_clock, parse_document
-from targets import loader
-from targets.loader import BUILTIN_DIR, MAX_FILE_BYTES, MAX_FILES_PER_DIR, MAX_NESTING, MAX_TEXT_CHARS
-from targets.spec import VALUE_MAX, VALUE_MIN
+from intonly.quantize.errors import ToolchainError
+from intonly.quantize.ir import TensorInfo
+from intonly.targets import TargetError, list_targets, load_file, load_target, parse_clock, parse_document
+from intonly.targets import loader
+from intonly.targets.loader import BUILTIN_DIR, MAX_FILE_BYTES, MAX_FILES_PER_DIR, MAX_NESTING, MAX_TEXT_CHARS
+from intonly.targets.spec import VALUE_MAX, VALUE_MIN
 
 REPO = Path(__file__).resolve().parents[1]
 M4 = (BUILTIN_DIR / "cortex-m4.toml").read_text(encoding="utf-8")

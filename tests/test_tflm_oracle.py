@@ -25,11 +25,11 @@ if os.environ.get("CI", "").lower() != "true":  # in CI a missing wheel is an im
     pytest.importorskip("tflite_micro", reason="the tflite-micro wheel is not installed: pip install -e '.[test]'")
 
 import tflm_builders as tflm  # noqa: E402
-from codegen import emit_c  # noqa: E402
-from codegen.c.toolchain import build_host, run_host  # noqa: E402
-from hwsim import simulate  # noqa: E402
-from quantize.dyadic import add_multipliers, f64, quantize_multipliers  # noqa: E402
-from quantize.ir import IntModel, Node, TensorInfo  # noqa: E402
+from intonly.codegen import emit_c  # noqa: E402
+from intonly.codegen.c.toolchain import build_host, run_host  # noqa: E402
+from intonly.hwsim import simulate  # noqa: E402
+from intonly.quantize.dyadic import add_multipliers, f64, quantize_multipliers  # noqa: E402
+from intonly.quantize.ir import IntModel, Node, TensorInfo  # noqa: E402
 
 GRAPHS_PER_OP = 50
 BLOCK = 10

@@ -21,16 +21,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen.c.emit import emit_c
-from codegen.c.kernel_lib import run_node_c
-from codegen.c.toolchain import build_host, run_host
-from hwsim import simulate
-from hwsim.executor import LayerTrace, OpContext
-from hwsim.numerics import ROUNDING_IDS, isqrt
-from hwsim.ops import constant as constant_op
-from hwsim.ops.layernorm import rounded_mean
-from quantize.errors import ModelFileError
-from quantize.ir import IntModel, Node, TensorInfo
+from intonly.codegen.c.emit import emit_c
+from intonly.codegen.c.kernel_lib import run_node_c
+from intonly.codegen.c.toolchain import build_host, run_host
+from intonly.hwsim import simulate
+from intonly.hwsim.executor import LayerTrace, OpContext
+from intonly.hwsim.numerics import ROUNDING_IDS, isqrt
+from intonly.hwsim.ops import constant as constant_op
+from intonly.hwsim.ops.layernorm import rounded_mean
+from intonly.quantize.errors import ModelFileError
+from intonly.quantize.ir import IntModel, Node, TensorInfo
 
 from conftest import random_ints, single_op_model
 from test_numerics import reference

@@ -22,14 +22,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.special import erf
 
-from codegen.c.kernel_lib import run_node_c
-from hwsim import simulate
-from hwsim.ops._exp import i_exp, shift_exp
-from quantize.bounds import INT32_LIMIT, iexp_poly_max, shift_exp_max
-from quantize.dyadic import quantize_multiplier
-from quantize.errors import ModelFileError
-from quantize.ir import IntModel, TensorInfo
-from quantize.ops import OPS
+from intonly.codegen.c.kernel_lib import run_node_c
+from intonly.hwsim import simulate
+from intonly.hwsim.ops._exp import i_exp, shift_exp
+from intonly.quantize.bounds import INT32_LIMIT, iexp_poly_max, shift_exp_max
+from intonly.quantize.dyadic import quantize_multiplier
+from intonly.quantize.errors import ModelFileError
+from intonly.quantize.ir import IntModel, TensorInfo
+from intonly.quantize.ops import OPS
 
 from conftest import single_op_model
 from test_numerics import reference as requant_reference

@@ -11,12 +11,12 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hwsim import simulate
+from intonly.hwsim import simulate
 from intonly import api
 from intonly.workloads import float_outputs, load_workload
-from quantize.bounds import node_bounds
-from quantize.config import QuantConfig
-from quantize.lower import quantize
+from intonly.quantize.bounds import node_bounds
+from intonly.quantize.config import QuantConfig
+from intonly.quantize.lower import quantize
 
 FAMILIES = [("shiftmax", "shiftgelu"), ("iexp", "igelu"), ("log2", "shiftgelu"), ("shiftmax", "igelu"),
             ("iexp", "shiftgelu")]

@@ -12,7 +12,7 @@ import importlib
 import re
 from dataclasses import dataclass
 
-from quantize.errors import UnsupportedOpError
+from intonly.quantize.errors import UnsupportedOpError
 
 C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
 SUFFIX = {"int8": "s8", "int16": "s16", "int32": "s32"}
@@ -65,7 +65,7 @@ def ints(**values) -> list[Arg]:
 
 def node_calls(model, node) -> list[KernelCall]:
     try:
-        module = importlib.import_module(f"codegen.c.ops.{node.op}")
+        module = importlib.import_module(f"intonly.codegen.c.ops.{node.op}")
     except ModuleNotFoundError:
         raise UnsupportedOpError([(node.name, f"op {node.op!r} has no C kernel")]) from None
     return module.calls(model, node)

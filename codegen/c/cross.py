@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantize.errors import ToolchainError
-from targets import Target
+from intonly.quantize.errors import ToolchainError
+from intonly.targets import Target
 
 from .toolchain import _run_driver
 

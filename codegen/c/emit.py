@@ -18,9 +18,9 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from quantize.errors import UnsupportedOpError
-from quantize.ir import IntModel
-from quantize.memory import ArenaPlan, plan_model_arena
+from intonly.quantize.errors import UnsupportedOpError
+from intonly.quantize.ir import IntModel
+from intonly.quantize.memory import ArenaPlan, plan_model_arena
 
 from .calls import C_TYPES, KernelCall, c_comment, c_identifier, node_calls
 from .families import get_family

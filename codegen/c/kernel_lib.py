@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from quantize.errors import ToolchainError
-from quantize.ir import IntModel, Node
+from intonly.quantize.errors import ToolchainError
+from intonly.quantize.ir import IntModel, Node
 
 from .calls import node_calls
 from .emit import environment, render_kernels

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quantize.errors import ToolchainError
+from intonly.quantize.errors import ToolchainError
 
 HOST_CFLAGS = "-std=c99 -O2 -Wall -Wextra -Werror"
 PROFILE_CFLAGS = HOST_CFLAGS + " -DINTONLY_PROFILE"  # per-node timers (model.h: model_profile_*)

