@@ -4,8 +4,9 @@ Files: ``model.h`` (API), ``model.c`` (straight-line kernel calls over a static 
 (one specialised function per kernel signature used), ``intonly_runtime.h`` (requant for the chosen
 rounding mode), ``weights.[ch]`` (const arrays), ``main.c`` (reads input vectors, writes outputs), ``Makefile``,
 ``build_report.json`` (the family, and per kernel whether the family specialised it or the generic one is used).
-Templates are looked up in ``templates/<family>/`` first, then ``templates/generic/``; a family template can
-include a generic one explicitly as ``generic/<op>.c.j2`` (docs/codegen-families.md).
+Kernel templates are looked up in ``templates/<family>/`` first, then ``templates/generic/``; a family template
+can include a generic one explicitly as ``generic/<op>.c.j2`` (docs/codegen-families.md). The project files'
+templates are in ``templates/project/``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .families import get_family
 from .toolchain import HOST_CFLAGS
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+PROJECT = "project"  # templates/project/: the project files around the kernels (not a family)
 
 
 @dataclass
@@ -43,11 +45,12 @@ class CProject:
 
 
 def environment(family: str) -> jinja2.Environment:
-    """Templates of ``family``, falling back to ``generic``; the templates root is searched last, so a family
-    template can name a generic one explicitly (``{% include "generic/conv2d.c.j2" %}``)."""
+    """Templates of ``family``, falling back to ``generic``, then the project files (``templates/project/``:
+    Makefile, main.c, model.[ch], weights.[ch], kernels.[ch], runtime.h); the templates root is searched last, so
+    a family template can name a generic one explicitly (``{% include "generic/conv2d.c.j2" %}``)."""
     fam = get_family(family)
     dirs = [TEMPLATES / family, TEMPLATES / "generic"] if family != "generic" else [TEMPLATES / "generic"]
-    dirs.append(TEMPLATES)
+    dirs += [TEMPLATES / PROJECT, TEMPLATES]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(d) for d in dirs]), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True)
     env.globals.update(family=family, guard=fam.guard)  # what a family template's SIMD body compiles under
