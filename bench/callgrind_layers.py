@@ -7,8 +7,8 @@
 Cases: the cases of ``bench/layer_suite.py`` whose integer node is a conv2d or a dense layer (3x3 conv,
 depthwise 3x3, 1x1 conv, dense; the DeiT fc1 included), one sample each (``suite(names, samples=1)``).
 
-Families: every ``codegen/c/templates/<family>/`` (not the ``_``-prefixed shared folders) whose code runs on this
-host: ``generic`` always; a SIMD family when its compiler is the host gcc and every ``-m<feature>`` of its
+Families: every ``codegen/c/templates/<family>/`` (not the ``_``-prefixed shared folders, not ``project/``) whose
+code runs on this host: ``generic`` always; a SIMD family when its compiler is the host gcc and every ``-m<feature>`` of its
 flags (codegen/c/families.py; x86: ``-mavx2 -mfma``) is in this CPU's ``/proc/cpuinfo`` flags (and valgrind
 can execute it: AVX2/FMA yes, AVX-512 no). Others (neon, cortex-m-*) are listed under ``skipped_families``.
 
@@ -59,7 +59,7 @@ sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
 from layer_suite import CASES, LayerCase, suite
 
 from intonly.codegen.c.calls import node_calls
-from intonly.codegen.c.emit import TEMPLATES, emit_c
+from intonly.codegen.c.emit import PROJECT, TEMPLATES, emit_c
 from intonly.codegen.c.toolchain import HOST_CFLAGS, build_host, find_compiler, sample_dtype
 from intonly.hwsim.executor import simulate
 from intonly.hwsim.work import op_work
@@ -211,7 +211,8 @@ def main(argv=None) -> dict:
             sys.exit(f"{tool} not found; install it with: apt-get install valgrind")
     start = time.perf_counter()
 
-    available = sorted(p.name for p in TEMPLATES.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    available = sorted(p.name for p in TEMPLATES.iterdir()
+                       if p.is_dir() and not p.name.startswith("_") and p.name != PROJECT)
     wanted = args.families.split(",") if args.families else available
     families, skipped = {}, {}
     for name in wanted:

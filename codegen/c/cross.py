@@ -41,7 +41,7 @@ STARTUP = BOARDS / "cortex-m-startup.c"
 C99_FLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror")
 SOURCES = ("main.c", "model.c", "kernels.c", "weights.c")
 MODEL_OBJECTS = ("model.o", "kernels.o", "weights.o")  # the model itself, without the test driver and libc
-ARENA_SYMBOL = "arena_storage"  # model.c.j2's static arena array
+ARENA_SYMBOL = "arena_storage"  # templates/project/model.c.j2's static arena array
 
 # Debian packages that provide each tool (scripts/setup.sh installs them).
 DEBIAN_PACKAGES = {
