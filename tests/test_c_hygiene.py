@@ -25,7 +25,7 @@ import pytest
 from conftest import require_tool
 
 from intonly.codegen.c import emit
-from intonly.codegen.c.calls import C_KEYWORDS, IDENTIFIER, c_comment, c_identifier
+from intonly.codegen.c.c_names import C_KEYWORDS, IDENTIFIER, c_comment, c_identifier
 from intonly.codegen.c.emit import emit_c
 from intonly.codegen.c.toolchain import HOST_CFLAGS, build_host, sample_dtype
 from intonly.hwsim import simulate

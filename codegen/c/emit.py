@@ -23,7 +23,8 @@ from intonly.quantize.errors import UnsupportedOpError
 from intonly.quantize.ir import IntModel
 from intonly.quantize.memory import ArenaPlan, plan_model_arena
 
-from .calls import C_TYPES, KernelCall, c_comment, c_identifier, node_calls
+from .c_names import c_comment, c_identifier, c_string_literal
+from .calls import C_TYPES, KernelCall, node_calls
 from .families import get_family
 from .toolchain import HOST_CFLAGS
 
@@ -97,28 +98,6 @@ def build_report(family: str, kernels: list[dict], rounding: str, cflags: str) -
             "specialised_ops": sorted({r["op"] for r in rows if r["source"] != "generic"}),
             "fallback_ops": sorted({r["op"] for r in rows if r["source"] == "generic"}),
             "kernels": rows}
-
-
-def c_string_literal(text: str) -> str:
-    """``text`` as a C99 string literal (quotes included) that denotes exactly its UTF-8 bytes, whatever they are.
-
-    Letters, digits, space and punctuation other than ``"``, ``\\`` and ``?`` are kept; ``"`` and ``\\`` are
-    backslash-escaped; every other byte (controls, non-ASCII, ``?``, which could start a ``??/`` trigraph under
-    ``-std=c99``) becomes a three-digit octal escape, which cannot swallow a following digit the way ``\\x``
-    escapes do. A NUL byte would end the C string early, so it is rejected. A lone surrogate (a name read from
-    JSON may hold one; it has no UTF-8 form) is written as its Python escape ``\\udXXX``, as text."""
-    out = []
-    for byte in text.encode("utf-8", "backslashreplace"):
-        ch = chr(byte)
-        if byte == 0:
-            raise ValueError(f"{text!r}: a NUL character cannot appear in a C string")
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 0x20 <= byte < 0x7F and ch != "?":
-            out.append(ch)
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def boundary_tensors(model: IntModel) -> tuple[list[str], list[str]]:

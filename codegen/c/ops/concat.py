@@ -1,6 +1,6 @@
 import math
 
-from .reshape import copy_call
+from ..shared_calls import copy_call
 
 
 def calls(model, node):

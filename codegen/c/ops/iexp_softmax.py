@@ -1,4 +1,4 @@
-from .shiftmax import softmax_call
+from ..shared_calls import softmax_call
 
 
 def calls(model, node):

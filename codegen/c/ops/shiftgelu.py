@@ -1,7 +1,7 @@
 import math
 
 from ..calls import KernelCall, ints, tensor
-from .shiftmax import exp_range
+from ..shared_calls import exp_range
 
 
 def calls(model, node):
