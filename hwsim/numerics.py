@@ -17,7 +17,8 @@ since ``|acc * b| < 2**62``):
 import numpy as np
 from numba import njit
 
-ROUNDING_IDS = {"half_up": 0, "double": 1, "half_even": 2}
+from intonly.quantize.names import ROUNDING_IDS
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 

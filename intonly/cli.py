@@ -13,7 +13,7 @@ from rich.console import Console
 
 from intonly.quantize.errors import IntonlyError
 from intonly.quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES
-from intonly.quantize.ops import ROUNDING_MODES
+from intonly.quantize.names import ROUNDING_MODES
 
 from . import build_job, jobs, targets_cli
 from .output import StopSignals

@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from .errors import ConfigError
-from .ops import ROUNDING_MODES
+from .names import DEFAULT_ROUNDING, ROUNDING_MODES
 
 OBSERVERS = ("minmax", "percentile", "mse")
 SOFTMAX_FAMILIES = ("shiftmax", "iexp", "log2")
@@ -31,7 +31,7 @@ class QuantConfig:
     act_symmetric: bool = False
     observer: str = "minmax"
     percentile: float = 99.99
-    rounding: str = "half_up"
+    rounding: str = DEFAULT_ROUNDING
     softmax: str = "shiftmax"
     gelu: str = "shiftgelu"
     softmax_bits: int = 16

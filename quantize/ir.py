@@ -12,26 +12,23 @@ emitted (docs/ir.md lists every rule); the ``.intonly`` file format and its boun
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .bounded_read import Limits
-from .bounds import attr_errors, node_bounds, producer_map
+from .bounds import node_bounds, producer_map
 from .errors import ModelFileError
 from .ir_file import FORMAT_VERSION, read_model, save_model
-from .ops import ACT_DTYPES, INT_DTYPES, MAX_RANK, OPS, ROUNDING_MODES, check_attrs, infer_shape
+from .names import ACT_DTYPES, DTYPE_RANGE, INT_DTYPES, ROUNDING_MODES
+from .ops import MAX_RANK, OPS, check_attrs, infer_shape
 
 __all__ = ["IntModel", "Node", "TensorInfo", "FORMAT_VERSION", "storage_dtype", "DTYPE_RANGE", "NUMPY_DTYPES"]
 
-DTYPE_RANGE = {"int8": (-128, 127), "int16": (-32768, 32767), "int32": (-2**31, 2**31 - 1)}
 NUMPY_DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
 LAYOUTS = ("HWC", "CHW", "")
 ENCODINGS = ("linear", "log2")
-# Which input an op's ``input_zp`` belongs to, where it is not the first (shift_matmul: the values operand).
-INPUT_ZP_OF = {"shift_matmul": 1}
 
 
 def storage_dtype(bits: int) -> str:
@@ -91,17 +88,8 @@ class IntModel:
         return self.constants[node.params[role]]
 
     def node_macs(self, node: Node) -> int:
-        """Multiply-accumulates one sample costs in ``node`` (0 for ops without products)."""
-        if node.op == "conv2d":
-            oh, ow, oc = self.tensors[node.outputs[0]].shape
-            _, kh, kw, icg = self.param(node, "weight").shape
-            return oh * ow * oc * kh * kw * icg
-        if node.op == "dense":
-            return int(self.param(node, "weight").size) * math.prod(self.tensors[node.inputs[0]].shape[:-1])
-        if node.op in ("matmul", "shift_matmul"):
-            out = self.tensors[node.outputs[0]].shape
-            return math.prod(out) * self.tensors[node.inputs[0]].shape[-1]
-        return 0
+        """Multiply-accumulates one sample costs in ``node`` (0 for ops without products): the op's ``macs``."""
+        return OPS[node.op].macs(self, node)
 
     def parameter_count(self, node: Node) -> int:
         return int(sum(self.constants[c].size for c in node.params.values()))
@@ -116,11 +104,11 @@ class IntModel:
         Checked, in order: the rounding mode; graph inputs and outputs (at least one each, no repeats); every
         tensor's metadata (known dtype, bits that fit it, a finite positive float32 scale, a zero point inside
         its range, known layout and encoding, rank <= 8); then node by node: a unique name, attributes of the
-        right kind inside their ranges (:func:`quantize.ops.check_attrs`), inputs produced earlier, one output
+        right kind inside their ranges and their relations (:func:`intonly.quantize.ops.check_attrs`), inputs produced earlier, one output
         produced nowhere else, parameters, the float/integer boundary (only ``quantize`` reads a float graph
         input, only ``dequantize`` writes a float graph output), the inferred output shape, requant parameter
         ranges, zero points and clamps against their tensors, constant values inside their output's range,
-        the transformer ops' ranges and every overflow bound (quantize/bounds.py); finally one ``quantize``
+        and every overflow bound (each op's ``bounds``, quantize/bounds.py); finally one ``quantize``
         node per graph input, every output produced by a ``dequantize`` node, no unused constant and no tensor
         entry that nothing produces."""
         if self.rounding not in ROUNDING_MODES:
@@ -234,8 +222,6 @@ class IntModel:
                     raise ModelFileError(f"{at}: {role} shape {shapes[role]} != ({channels},)")
             self._check_requant(at, self.param(node, "multiplier"), self.param(node, "shift"))
         self._check_value_ranges(at, node, out)
-        for problem in attr_errors(node):
-            raise ModelFileError(f"{at}: {problem}")
         for bound in node_bounds(self, node, producers):
             if not bound.holds:
                 raise ModelFileError(f"{at}: {bound.what} can overflow (|value| <= {bound.value} > {bound.limit})")
@@ -261,7 +247,7 @@ class IntModel:
         a = node.attrs
         refs = [("output_zp", out)] if "output_zp" in a else []
         if "input_zp" in a:
-            refs.append(("input_zp", self.tensors[node.inputs[INPUT_ZP_OF.get(node.op, 0)]]))
+            refs.append(("input_zp", self.tensors[node.inputs[OPS[node.op].input_zp_of]]))
         if "pad_value" in a:
             refs.append(("pad_value", self.tensors[node.inputs[0]]))
         for key, info in refs:
@@ -279,7 +265,7 @@ class IntModel:
             if not (lo <= a["act_min"] <= a["act_max"] <= hi):
                 raise ModelFileError(f"{at}: clamp [{a['act_min']}, {a['act_max']}] outside the {out.bits}-bit "
                                      f"range [{lo}, {hi}]")
-        role = {"constant": "value", "embedding": "weight"}.get(node.op)
+        role = OPS[node.op].copies_param
         if role is not None:
             arr = self.param(node, role)
             lo, hi = _value_range(out)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .ir import IntModel
+from .ops import OPS
 
 ALIGN = 16
 
@@ -101,12 +102,6 @@ def constant_bytes(model: IntModel) -> int:
 
 # ---- report --------------------------------------------------------------------------------------------------
 
-# Ops whose output element i depends on input element i only (same element order), so that a kernel *could*
-# write its output over a dying input of at least the output's element width. The generated kernels do not
-# (see arena_report); the set feeds only the in-place estimate.
-ELEMENTWISE_OPS = frozenset({"add", "requantize", "clamp", "reshape", "shiftgelu", "igelu"})
-
-
 def live_bytes(plan: ArenaPlan) -> list[int]:
     """Bytes of the tensors alive at each step of ``plan`` (index = step): the sum over every tensor whose
     inclusive lifetime covers the step."""
@@ -119,13 +114,15 @@ def live_bytes(plan: ArenaPlan) -> list[int]:
 
 
 def inplace_candidates(model: IntModel, plan: ArenaPlan | None = None) -> dict[str, str]:
-    """Output -> input pairs an in-place planner could merge: the node is in :data:`ELEMENTWISE_OPS`, the input is
+    """Output -> input pairs an in-place planner could merge: the node's op is elementwise (``OpDef.elementwise``: output
+    element i depends on input element i only, so a kernel *could* write its output over a dying input; the
+    generated kernels do not, see arena_report), the input is
     an arena tensor (not a program input) whose last read is this node and that is not a graph output, with the
     same element count and an element width at least the output's."""
     plan = plan or plan_model_arena(model)
     pairs = {}
     for i, node in enumerate(model.integer_nodes()):
-        if node.op not in ELEMENTWISE_OPS:
+        if not OPS[node.op].elementwise:
             continue
         out = model.tensors[node.outputs[0]]
         for src in node.inputs:

@@ -46,7 +46,7 @@ from pathlib import Path
 from intonly.quantize.bounded_read import file_kind
 from intonly.quantize.errors import IntonlyError
 
-from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDINGS, SATURATIONS, VALUE_MAX, VALUE_MIN, MemoryLevel, Numerics,
+from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDING_MODES, SATURATIONS, VALUE_MAX, VALUE_MIN, MemoryLevel, Numerics,
                    Sourced, Target, Toolchain)
 
 SCHEMA_VERSION = 1
@@ -306,7 +306,7 @@ SCHEMA = Table({
     "layer_overhead_cycles": Number(False, "cycles"),
     "static_mw": Number(False, "mW"),
     "numerics": Table({
-        "rounding": Text(ROUNDINGS),
+        "rounding": Text(ROUNDING_MODES),
         "accumulator_bits": Integer((16, 32, 64), "bits"),
         "saturation": Text(SATURATIONS),
         "source": Text(nonempty=True),

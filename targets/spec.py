@@ -16,19 +16,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# The op classes every target states a sustained throughput and an energy per operation for. The cost model
-# (hwsim/cost.py) counts each layer's work in these classes.
-OP_CLASSES = (
-    "int8_conv",          # multiply-accumulates of a dense (groups = 1) convolution
-    "int8_depthwise",     # multiply-accumulates of a depthwise / grouped convolution
-    "int8_dense",         # multiply-accumulates of fully connected layers and matrix products
-    "int32_elementwise",  # add, compare/clamp, requantization multiply, zero-point/bias adds, pooling adds
-    "shift",              # shift-and-add work of Shiftmax / ShiftGELU / log2 softmax and P·V by shifts
-    "divide",             # integer divisions and square-root iterations
-    "exp",                # exp-like evaluations (i-exp polynomial, i-GELU polynomial) per element
-)
+from intonly.quantize.names import OP_CLASSES, ROUNDING_MODES  # noqa: F401  (re-exported by intonly.targets)
+
 KINDS = ("mcu", "dsp", "cpu", "gpu")
-ROUNDINGS = ("half_up", "double", "half_even")
 SATURATIONS = ("clamp",)  # requantized outputs saturate to the output type's range; nothing wraps
 HOLDS = ("weights", "activations")
 
@@ -47,7 +37,7 @@ class Sourced:
 
 @dataclass(frozen=True)
 class Numerics:
-    rounding: str            # requant rounding mode, one of ROUNDINGS (hwsim/numerics.py)
+    rounding: str            # requant rounding mode, one of ROUNDING_MODES (quantize/names.py)
     accumulator_bits: int    # width of the MAC accumulator the target's kernels use
     saturation: str          # one of SATURATIONS
     source: str
