@@ -10,7 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
 
-from intonly import api, estimate_report, inspect_report
+from intonly import api
+from intonly.commands import estimate as estimate_cmd
+from intonly.commands import inspect as inspect_cmd
 from intonly.quantize.bounds import matmul_bound, node_bounds, producer_map, row_sum_bound
 from intonly.quantize.ir import IntModel, Node, TensorInfo
 from intonly.quantize.memory import ALIGN, plan_arena, plan_model_arena
@@ -128,21 +130,21 @@ def test_estimate_of_the_chain(big, tmp_path):
     assert e.latency_ms == pytest.approx(sum(layer.latency_ms for layer in e.layers))
 
     png, page = tmp_path / "estimate.png", tmp_path / "estimate.html"
-    estimate_report.plot(big.name, [e], png, page)
+    estimate_cmd.plot(big.name, [e], png, page)
     import matplotlib.image
 
     height, width = matplotlib.image.imread(png).shape[:2]
-    assert width == estimate_report.PLOT_MAX_WIDTH_IN * estimate_report.PLOT_DPI
-    assert height == estimate_report.PLOT_HEIGHT_IN * estimate_report.PLOT_DPI
+    assert width == estimate_cmd.PLOT_MAX_WIDTH_IN * estimate_cmd.PLOT_DPI
+    assert height == estimate_cmd.PLOT_HEIGHT_IN * estimate_cmd.PLOT_DPI
     assert "cortex-m4" in page.read_text()
-    width_in, ticks = estimate_report.plot_layout(CHAIN + 2)
-    assert width_in == estimate_report.PLOT_MAX_WIDTH_IN
-    assert len(ticks) <= estimate_report.PLOT_MAX_TICK_LABELS and ticks[0] == 0
+    width_in, ticks = estimate_cmd.plot_layout(CHAIN + 2)
+    assert width_in == estimate_cmd.PLOT_MAX_WIDTH_IN
+    assert len(ticks) <= estimate_cmd.PLOT_MAX_TICK_LABELS and ticks[0] == 0
 
 
 def test_plot_layout_small_graphs_keep_every_label():
-    assert estimate_report.plot_layout(10) == (8.0, list(range(10)))
-    width, ticks = estimate_report.plot_layout(100)
+    assert estimate_cmd.plot_layout(10) == (8.0, list(range(10)))
+    width, ticks = estimate_cmd.plot_layout(100)
     assert width == 29.0 and ticks == list(range(100))
 
 
@@ -150,9 +152,9 @@ def test_plot_layout_small_graphs_keep_every_label():
 
 def test_inspect_report_of_the_chain_is_bounded(big):
     con = console()
-    shown = inspect_report.print_nodes(big, con, "chain.intonly")
+    shown = inspect_cmd.print_nodes(big, con, "chain.intonly")
     out = con.file.getvalue()
-    assert shown == inspect_report.HEAD_ROWS + inspect_report.TAIL_ROWS
+    assert shown == inspect_cmd.HEAD_ROWS + inspect_cmd.TAIL_ROWS
     more = CHAIN + 2 - shown
     assert f"… {more:,} more nodes (use --all to list every node)" in out
     assert f"{CHAIN + 2} nodes, 0 parameters, 0 MACs per sample, 0 bytes of constants" in out
@@ -165,7 +167,7 @@ def test_inspect_report_of_the_chain_is_bounded(big):
 
 def test_inspect_report_of_the_chain_all_rows(big):
     con = console()
-    assert inspect_report.print_nodes(big, con, all_rows=True) == CHAIN + 2
+    assert inspect_cmd.print_nodes(big, con, all_rows=True) == CHAIN + 2
     out = con.file.getvalue()
     assert "more nodes" not in out
     rows = [line.split() for line in out.splitlines()]
@@ -176,7 +178,7 @@ def test_inspect_report_of_the_chain_all_rows(big):
 
 def test_print_report_of_the_chain(big):
     con = console()
-    inspect_report.print_report(big, con, "chain.intonly")
+    inspect_cmd.print_report(big, con, "chain.intonly")
     out = con.file.getvalue()
     assert "overflow bounds" in out and "every activation tensor is 8-bit" in out
 
@@ -187,17 +189,17 @@ def test_bounded_bounds_and_wide_tensors_tables():
         t = m.tensors[name]
         t.dtype, t.bits = "int16", 12
     con = console()
-    shown = inspect_report.print_wide_tensors(m, con, head=3, tail=2)
+    shown = inspect_cmd.print_wide_tensors(m, con, head=3, tail=2)
     out = con.file.getvalue()
     assert shown == 5 and "… 496 more tensors (use --all to list every tensor)" in out
     assert "501 tensors wider than 8 bits: 2,004 extra bytes per sample over int8 storage" in out
-    assert inspect_report.print_wide_tensors(m, console(), all_rows=True) == 501
+    assert inspect_cmd.print_wide_tensors(m, console(), all_rows=True) == 501
 
 
 def test_shown_indices():
-    assert inspect_report.shown_indices(5, head=2, tail=2) == [0, 1, 2, 3, 4]  # no "… 1 more" row
-    assert inspect_report.shown_indices(6, head=2, tail=2) == [0, 1, None, 4, 5]
-    assert inspect_report.shown_indices(6, all_rows=True, head=2, tail=2) == list(range(6))
+    assert inspect_cmd.shown_indices(5, head=2, tail=2) == [0, 1, 2, 3, 4]  # no "… 1 more" row
+    assert inspect_cmd.shown_indices(6, head=2, tail=2) == [0, 1, None, 4, 5]
+    assert inspect_cmd.shown_indices(6, all_rows=True, head=2, tail=2) == list(range(6))
 
 
 # ---- bounds: producers looked up once ---------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def hostile_model() -> IntModel:
 
 def test_inspect_prints_hostile_names_literally():
     con = console(400)
-    inspect_report.print_report(hostile_model(), con, "[red]file$.intonly")
+    inspect_cmd.print_report(hostile_model(), con, "[red]file$.intonly")
     out = con.file.getvalue()
     for name in HOSTILE[:-1]:
         assert name in out
@@ -263,15 +265,15 @@ def test_estimate_tables_and_plot_show_hostile_names_literally(tmp_path):
     estimates = api.estimate(model, [target])
     assert not estimates[0].fits and "[/x]" in estimates[0].notes[0]
     con = console(400)
-    con.print(estimate_report.totals_table(model.name, estimates))
-    estimate_report.print_layers(estimates[0], con)
+    con.print(estimate_cmd.totals_table(model.name, estimates))
+    estimate_cmd.print_layers(estimates[0], con)
     out = con.file.getvalue()
     for name in HOSTILE[:-1] + ["a$b$[/x]:smile:", "intonly estimate: a$b$ [bold] (batch 1)", "'[/x]"]:
         assert name in out
     assert "\x1b" not in out and "😄" not in out
 
     png, page = tmp_path / "estimate.png", tmp_path / "estimate.html"
-    estimate_report.plot(model.name, estimates, png, page)  # mathtext would raise on "$\frac{"
+    estimate_cmd.plot(model.name, estimates, png, page)  # mathtext would raise on "$\frac{"
     import matplotlib.image
 
     assert matplotlib.image.imread(png).shape[:2] == (990, 880)
@@ -292,7 +294,7 @@ def test_plot_draws_text_without_mathtext(tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.text.Text, "draw", draw)
     model = hostile_model()
-    estimate_report.plot(model.name, api.estimate(model, "cortex-m4"), tmp_path / "p.png", tmp_path / "p.html")
+    estimate_cmd.plot(model.name, api.estimate(model, "cortex-m4"), tmp_path / "p.png", tmp_path / "p.html")
     texts = dict(seen)
     names = [*HOSTILE[:-1], "esc\\x1b[31m", "cortex-m4",
              "a$b$ [bold]: estimated per-layer latency and energy (batch 1)"]
@@ -310,7 +312,7 @@ def test_layer_as_dict_equals_dataclasses_asdict(tmp_path):
     for e in estimates:
         for layer in e.layers:
             assert list(layer.as_dict().items()) == list(dataclasses.asdict(layer).items())
-    estimate_report.write_json(model.name, estimates, tmp_path / "estimate.json")
+    estimate_cmd.write_json(model.name, estimates, tmp_path / "estimate.json")
     text = (tmp_path / "estimate.json").read_text()
     assert text == json.dumps({"model": model.name, "estimates": [
         {**e.as_dict(), "layers": [dataclasses.asdict(layer) for layer in e.layers]} for e in estimates]}, indent=1)

@@ -17,7 +17,9 @@ from rich.table import Table
 from intonly.targets import Target, describe, list_targets, load_target, to_document
 from intonly.targets.loader import BUILTIN_DIR
 
-from .display import text
+from intonly.display import text
+
+ORDER = 50
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -35,16 +37,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def run(args, console: Console) -> None:
+def run(args, console: Console) -> int:
     if args.targets_command == "list":
         console.print(_list_table(list_targets(args.target_dir)))
-        return
+        return 0
     target = load_target(args.spec, args.target_dir)
     if args.json:
         doc = {**to_document(target), "file": str(target.file), "overrides": list(target.overrides)}
         console.out(json.dumps(doc, indent=2, ensure_ascii=False), highlight=False)
     else:
         console.print(_show_table(target))
+    return 0
 
 
 def _list_table(targets: list[Target]) -> Table:

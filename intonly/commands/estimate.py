@@ -1,5 +1,7 @@
-"""What ``intonly estimate`` shows and writes: a totals table, per-layer tables, ``estimate.json`` and a plot
-(``estimate.png`` and ``estimate.html``: per-layer latency and energy of every target, log scale).
+"""``intonly estimate MODEL``: the cost model (hwsim/cost.py) of an .intonly file, or of a float model quantized
+first, on one or more targets. It shows a totals table and (``--layers``) per-layer tables, and writes
+``estimate.json`` and a plot (``estimate.png`` and ``estimate.html``: per-layer latency and energy of every target,
+log scale).
 
 Model, node and target names come from user files: the tables show them as literal :class:`rich.text.Text`
 (no markup or emoji codes; non-printable characters as escapes), the plot draws every text holding a name
@@ -9,6 +11,7 @@ bounded for any layer count.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import html
 import json
@@ -18,9 +21,17 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from intonly import api
+from intonly.display import literal, print_table, text
 from intonly.hwsim.cost import Estimate
+from intonly.output import check_out, default_out, output_folder
+from intonly.quantize.errors import ConfigError
+from intonly.quantize.ir import IntModel
+from intonly.targets import list_targets, load_target
 
-from .display import literal, print_table, text
+from ._options import is_workload_spec, model_input
+
+ORDER = 40
 
 # The plot: PLOT_INCH_PER_LAYER of width per layer up to PLOT_MAX_WIDTH_IN; at most PLOT_MAX_TICK_LABELS
 # layers are named on the x axis (every k-th layer beyond that); markers on every point only up to
@@ -32,6 +43,58 @@ PLOT_DPI = 110
 PLOT_MAX_TICK_LABELS = 150
 PLOT_MARKER_MAX_LAYERS = 200
 
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("estimate", help="per-layer latency, energy, peak RAM and flash on one or more targets")
+    p.add_argument("model", help="an .intonly file, or a float model to quantize first: a bundled demo (digits, "
+                                 "vit, minilm) or FILE.py:NAME with --data")
+    p.add_argument("--data", help="for FILE.py:NAME models: .npz as for intonly run")
+    p.add_argument("--target", help="comma-separated targets, NAME or NAME@480MHz (default: every target)")
+    p.add_argument("--target-dir", action="append", default=[], help="a directory of third-party target files")
+    p.add_argument("--batch", type=int, default=1, help="samples per inference (default 1)")
+    p.add_argument("--layers", action="store_true", help="also print the per-layer table of every target")
+    p.add_argument("--out", help="folder for estimate.json/.png/.html (default out/estimate/<model>)")
+    return p
+
+
+def run(args, console: Console) -> int:
+    estimate_job(args, console)
+    return 0
+
+
+def estimate_job(args, console: Console) -> list:
+    """``intonly estimate``: the cost model of an .intonly file (or a float model, quantized first) on targets."""
+    inputs = [model_input(args.model), args.data, *args.target_dir]
+    if args.out:
+        check_out(Path(args.out), inputs)
+    targets = [load_target(t.strip(), args.target_dir) for t in args.target.split(",")] if args.target else \
+        list_targets(args.target_dir)
+    work = None
+    if is_workload_spec(args.model):
+        from intonly.workloads import load_workload
+
+        work = load_workload(args.model, args.data)
+        name = work.name
+    else:
+        if args.data:
+            raise ConfigError(f"--data is for float models (a demo or FILE.py:NAME); {args.model!r} is an "
+                              ".intonly file, which needs no data for an estimate")
+        int_model = IntModel.load(args.model)
+        name = int_model.name
+    out = Path(args.out) if args.out else default_out("estimate", name)
+    with output_folder(out, inputs, "intonly estimate") as stage:
+        if work is not None:
+            with console.status(text(f"quantizing {work.name}")):
+                int_model = api.quantize(work.model, work.calib, work.config, name=work.name)
+        estimates = api.estimate(int_model, targets, batch=args.batch)
+        write_json(int_model.name, estimates, stage / "estimate.json")
+        plot(int_model.name, estimates, stage / "estimate.png", stage / "estimate.html")
+    console.print(totals_table(int_model.name, estimates))
+    if args.layers:
+        for e in estimates:
+            print_layers(e, console)
+    console.print(text(f"wrote {out}/estimate.json, estimate.png, estimate.html"))
+    return estimates
 
 def _kib(n: int) -> str:
     return f"{n / 1024:,.1f} KiB"

@@ -25,10 +25,13 @@ from intonly.quantize.errors import ConfigError
 from intonly.quantize.ir import IntModel
 from intonly.targets import load_target
 
-from .demos import DEMOS
-from .display import text
-from .output import check_out, default_out, output_folder
+from intonly.demos import DEMOS
+from intonly.display import text
+from intonly.output import check_out, default_out, output_folder
 
+from ._options import model_input
+
+ORDER = 60
 BUILD_DEMOS = ("digits", "vit")
 
 
@@ -63,7 +66,7 @@ def _load(args, console: Console, samples: int):
             lo, hi = info.qrange()
             xs.append(rng.integers(lo, hi + 1, size=(samples, *info.shape)).astype(info.dtype))
         return model, ("quantized", xs), None
-    from .workloads import load_workload
+    from intonly.workloads import load_workload
 
     if args.model not in BUILD_DEMOS:
         raise ConfigError(f"intonly build: the demo {args.model!r} is not built for targets (demos: "
@@ -72,9 +75,13 @@ def _load(args, console: Console, samples: int):
     return None, ("float", [a[:samples] for a in work.x]), work
 
 
-def run(args, console: Console) -> dict:
-    from . import api
-    from .jobs import model_input
+def run(args, console: Console) -> int:
+    report = build_job(args, console)
+    return 1 if report["bit_exact"] is False else 0  # 1: --run found the target's outputs differ from hwsim's
+
+
+def build_job(args, console: Console) -> dict:
+    from intonly import api
 
     if args.samples < 1:
         raise ConfigError(f"--samples must be >= 1, got {args.samples}")

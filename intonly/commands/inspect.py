@@ -1,5 +1,5 @@
-"""What ``intonly inspect`` prints: the node table with totals, every overflow bound, and the tensors wider than
-8 bits.
+"""``intonly inspect FILE [--all]``: prints an .intonly model's node table with totals, every overflow bound, and
+the tensors wider than 8 bits.
 
 Large graphs: a table shows at most ``head`` + ``tail`` rows (the first and the last) and one "… N more" row
 in place of the rest, unless ``all_rows``; totals always cover every node. A table of more than
@@ -13,16 +13,32 @@ newlines) are shown as Python escapes (:func:`literal`).
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
 from rich.console import Console
 from rich.text import Text
 
+from intonly.display import HEAD_ROWS, TAIL_ROWS, literal, print_table, shown_indices
 from intonly.quantize.bounds import node_bounds, producer_map
 from intonly.quantize.ir import IntModel
 
-from .display import HEAD_ROWS, TAIL_ROWS, literal, print_table, shown_indices
+ORDER = 20
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("inspect", help="print the graph of an .intonly model: nodes, dtypes, bits, params, MACs")
+    p.add_argument("file")
+    p.add_argument("--all", action="store_true", help="list every node, bound and wide tensor (default: the first "
+                                                      "and last 100 of each)")
+    return p
+
+
+def run(args, console: Console) -> int:
+    print_report(IntModel.load(args.file), console, args.file, all_rows=args.all)
+    return 0
+
 
 NODE_COLUMNS = (("#", "right"), ("node", "left"), ("op", "left"), ("inputs", "left"), ("output", "left"),
                 ("dtype", "left"), ("bits", "right"), ("shape", "left"), ("scale", "left"), ("zp", "right"),
