@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,11 +10,12 @@ from threadpoolctl import ThreadpoolController
 
 from intonly.quantize.bounds import node_bounds, producer_map
 from intonly.quantize.data_checks import checked_batch
-from intonly.quantize.errors import ConfigError, DataError
+from intonly.quantize.errors import ConfigError, DataError, UnsupportedOpError
 from intonly.quantize.ir import IntModel, Node
 from intonly.targets.spec import Target
 
 from .numerics import ROUNDING_IDS
+from .ops import executor
 
 
 @dataclass
@@ -56,7 +56,10 @@ _THREADPOOLS = ThreadpoolController()  # built once: it scans the loaded BLAS li
 
 
 def _kernel(op: str):
-    return importlib.import_module(f"intonly.hwsim.ops.{op}").run
+    module = executor(op)
+    if module is None:
+        raise UnsupportedOpError([(op, f"op {op!r} has no hwsim kernel (hwsim/ops/)")])
+    return module.run
 
 
 def target_rounding(model: IntModel, target: Target) -> str:

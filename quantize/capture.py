@@ -39,6 +39,23 @@ METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "f
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
 ACTIVATIONS = ("relu", "relu6", "hardtanh")
+# The IR ops the lowering of each kind may emit (quantize/lower.py, quantize/lower_transformer.py): the PyTorch
+# frontend's column of the op support matrix (``intonly ops``). The lowering refuses to emit an op its kind does
+# not list here, so the table cannot fall behind the rules. ``placeholder``/``output``: the graph's inputs and
+# outputs; kinds absent here (identity, shape, constant, expand) emit nothing.
+LOWERS_TO = {
+    "placeholder": ("quantize",), "output": ("dequantize",),
+    "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
+    "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",),
+    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",),
+    "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
+    "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
+    "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",
+                  "shift_matmul"),
+    "patch_embed": ("conv2d", "reshape"),
+    "bert_embeddings": ("embedding", "constant", "slice", "add", "layernorm"),
+    "masked_mean": ("mean_pool",),
+}
 
 
 def _where(node: fx.Node) -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.fx as fx
 
-from .capture import ACTIVATIONS, _where, capture, check_supported, op_kind, run_recording
+from .capture import ACTIVATIONS, LOWERS_TO, _where, capture, check_supported, op_kind, run_recording
 from .config import QuantConfig
 from .data_checks import checked_batch
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
@@ -50,6 +50,7 @@ class _Lowering(TransformerRules):
                               constants={})
         self.ir_of: dict[str, str] = {}  # fx node name -> IR tensor name
         self.fused: set[str] = set()     # activation fx nodes folded into their producer
+        self.kind: str | None = None     # the kind of the fx node being lowered (capture.LOWERS_TO)
 
     # ---- helpers -------------------------------------------------------------------------
     def tensor(self, name: str) -> TensorInfo:
@@ -67,6 +68,9 @@ class _Lowering(TransformerRules):
                                src.layout if layout is None else layout, src.bits)
 
     def emit(self, name, op, inputs, output, attrs, params=None) -> Node:
+        if op not in LOWERS_TO.get(self.kind, ()):
+            raise AssertionError(f"internal: the {self.kind!r} rule emitted {op!r}, which capture.LOWERS_TO does not "
+                                 "list for it (add it there, so `intonly ops` shows the frontend)")
         node = Node(name=name, op=op, inputs=list(inputs), outputs=[output], attrs=attrs, params=params or {})
         self.model.nodes.append(node)
         return node
@@ -297,6 +301,7 @@ class _Lowering(TransformerRules):
     def run(self) -> IntModel:
         for node in self.gm.graph.nodes:
             kind, _ = op_kind(self.gm, node)
+            self.kind = kind
             if kind == "shape":
                 self.skipped.add(node.name)
             if node.name in self.fused or kind == "shape":

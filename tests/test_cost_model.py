@@ -10,14 +10,13 @@ import torch
 
 from conftest import single_op_model
 from intonly.hwsim.cost import estimate, layer_cost
-from intonly.hwsim.work import REQUANT_OPS, WORK, op_work
+from intonly.hwsim.work import REQUANT_OPS, op_work
 from intonly import QuantConfig, build_and_run, compare_targets, quantize, simulate
 from intonly.cli import main
 from intonly.demos import digits
 from intonly.quantize.errors import ConfigError
 from intonly.quantize.ir import IntModel, TensorInfo
 from intonly.quantize.memory import plan_model_arena
-from intonly.quantize.ops import OPS
 from intonly.targets import list_targets, load_target
 from intonly.targets.spec import OP_CLASSES, MemoryLevel, Numerics, Sourced, Target, Toolchain
 
@@ -46,10 +45,6 @@ def conv_model(groups=1, channels=4):
     attrs = {"stride": [1, 1], "padding": [1, 1, 1, 1], "dilation": [1, 1], "groups": groups, "input_zp": 0,
              "output_zp": 0, "act_min": -128, "act_max": 127}
     return single_op_model("conv2d", [x], y, attrs, consts)
-
-
-def test_every_op_has_a_work_row():
-    assert set(WORK) == set(OPS)
 
 
 def test_conv_layer_cost_by_hand():

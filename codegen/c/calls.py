@@ -8,7 +8,6 @@ the ctypes call of :mod:`codegen.c.kernel_lib`, so the order is defined once.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from intonly.quantize.errors import UnsupportedOpError
@@ -63,8 +62,9 @@ def ints(**values) -> list[Arg]:
 
 
 def node_calls(model, node) -> list[KernelCall]:
-    try:
-        module = importlib.import_module(f"intonly.codegen.c.ops.{node.op}")
-    except ModuleNotFoundError:
-        raise UnsupportedOpError([(node.name, f"op {node.op!r} has no C kernel")]) from None
+    """The kernel calls of ``node`` (codegen/c/ops/<op>.py); UnsupportedOpError for an op without a C executor."""
+    from .ops import executor
+    module = executor(node.op)
+    if module is None:
+        raise UnsupportedOpError([(node.name, f"op {node.op!r} has no C kernel")])
     return module.calls(model, node)

@@ -8,6 +8,9 @@ Every family kernel computes exactly the generic kernel's bits (docs/codegen-fam
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,8 @@ def get_family(name: str) -> Family:
     if name in FAMILIES:
         return FAMILIES[name]
     return Family(name, f"none (no templates/{name}/: every kernel is the generic one)", "0", "", "")
+
+
+def specialising_families(kernel: str) -> list[str]:
+    """The families (other than generic) with their own template for ``kernel``, in :data:`FAMILIES` order."""
+    return [name for name in FAMILIES if name != "generic" and (TEMPLATES / name / f"{kernel}.c.j2").is_file()]

@@ -10,6 +10,7 @@ import numpy as np
 from numba import prange
 
 from ..numerics import requant, saturate
+from ..work import REQUANT_OPS, per_element
 from ._compile import reference_and_parallel
 
 
@@ -41,3 +42,7 @@ def run(model, node, inputs, ctx):
     ctx.trace.requants = 3 * out.size
     ctx.trace.clamp_events = int(events)
     return out
+
+
+# two input rescales and the output requant, and the sum
+work = per_element(int32_elementwise=2 * REQUANT_OPS + 1)

@@ -10,6 +10,7 @@ import numpy as np
 from numba import prange
 
 from ..numerics import div_round_away, saturate
+from ..work import window
 from ._compile import reference_and_parallel
 
 
@@ -58,3 +59,6 @@ def run(model, node, inputs, ctx):
     ctx.trace.divides = out.size
     ctx.trace.clamp_events = int(events)
     return out
+
+
+work = window(divide=True)

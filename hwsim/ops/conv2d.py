@@ -9,7 +9,10 @@ The model validator proves |acc| < 2**31, so int32 accumulation never overflows.
 import numpy as np
 from numba import njit, prange
 
+from intonly.quantize.names import INT8_CONV, INT8_DEPTHWISE, INT32_ELEMENTWISE
+
 from ..numerics import requant, saturate
+from ..work import REQUANT_OPS, elements, valid_taps
 from ._weighted import epilogue_constants, gemm_fast_path, requant_block, weighted_params
 
 
@@ -99,3 +102,16 @@ def run(model, node, inputs, ctx):
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
     return out
+
+
+def work(model, node):
+    """Executed MACs: the kernels skip taps in the padding, so only in-bounds taps count (this matters for small
+    feature maps); plus one window step (address and padding test) per tap and the requant and bias add per
+    output. Class int8_depthwise for groups > 1, else int8_conv."""
+    cls = INT8_DEPTHWISE if node.attrs["groups"] > 1 else INT8_CONV
+    oc, kh, kw, icg = model.param(node, "weight").shape
+    h, w, _ = model.tensors[node.inputs[0]].shape
+    oh, ow, _ = model.tensors[node.outputs[0]].shape
+    (sh, sw), (dh, dw), (pt, pl, _, _) = node.attrs["stride"], node.attrs["dilation"], node.attrs["padding"]
+    taps = valid_taps(h, oh, kh, sh, pt, dh) * valid_taps(w, ow, kw, sw, pl, dw) * oc
+    return {cls: taps * icg, INT32_ELEMENTWISE: (REQUANT_OPS + 1) * elements(model, node) + taps}

@@ -7,7 +7,10 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from intonly.quantize.names import INT8_DENSE, INT32_ELEMENTWISE
+
 from ..numerics import requant, saturate
+from ..work import REQUANT_OPS, elements
 from ._weighted import GEMM_BLOCK_ROWS, epilogue_constants, exact_gemm_dtype, requant_block, weighted_params
 
 
@@ -63,3 +66,8 @@ def run(model, node, inputs, ctx):
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
     return out.reshape(out_shape)
+
+
+def work(model, node):
+    """Every MAC (class int8_dense), the requant and bias add per output."""
+    return {INT8_DENSE: model.node_macs(node), INT32_ELEMENTWISE: (REQUANT_OPS + 1) * elements(model, node)}

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from ..work import per_element
 from .transpose import batched_perm
 
 
@@ -10,3 +11,6 @@ def run(model, node, inputs, ctx):
     x = (inputs[0].astype(np.float32) - np.float32(info.zero_point)) * np.float32(info.scale)
     perm = node.attrs["perm"]
     return np.ascontiguousarray(np.transpose(x, batched_perm(perm))) if perm else x
+
+
+work = per_element(int32_elementwise=1)

@@ -7,6 +7,7 @@ outside ``[0, V)`` is clamped to the nearest row and counted as a clamp event.
 import numpy as np
 from numba import prange
 
+from ..work import no_arithmetic
 from ._compile import reference_and_parallel
 
 
@@ -36,3 +37,6 @@ def run(model, node, inputs, ctx):
     events = kernel(ids.ravel(), weight.astype(out_dtype, copy=False), out.reshape(ids.size, -1))
     ctx.trace.clamp_events = int(events)
     return out
+
+
+work = no_arithmetic  # row copies: bytes only

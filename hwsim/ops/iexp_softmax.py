@@ -21,8 +21,13 @@ Kernels: hwsim/ops/_exp.py's ``softmax_kernels`` (scalar reference and prange fa
 shared by the three softmax ops).
 """
 
+from ..work import softmax
 from ._exp import I_EXP, LINEAR, run_softmax
 
 
 def run(model, node, inputs, ctx):
     return run_softmax(model, node, inputs, ctx, I_EXP, node.attrs["b_int"], node.attrs["c_int"], LINEAR)
+
+
+# i-exp: one second-order polynomial per element (exp), max/sum/multiply, t // x0 per element, F per row.
+work = softmax(shift=2, exp=1, elementwise=3, divides_per_element=1)

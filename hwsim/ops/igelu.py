@@ -19,6 +19,7 @@ import numpy as np
 from numba import prange
 
 from ..numerics import INT32_MAX, INT32_MIN, requant, saturate
+from ..work import REQUANT_OPS, per_element
 from ._exp import reference_and_parallel, run_gelu
 
 
@@ -45,3 +46,7 @@ def run(model, node, inputs, ctx):
     a = node.attrs
     return run_gelu(model, node, inputs, ctx, (igelu_reference, igelu_parallel), False, a["b_int"], a["c_int"],
                     a["erf_shift"], a["one_int"])
+
+
+# i-GELU: the erf polynomial (exp class), sign/clip/multiply, requant; no division.
+work = per_element(exp=1, int32_elementwise=REQUANT_OPS + 3)

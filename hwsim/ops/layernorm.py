@@ -22,7 +22,10 @@ integer divisions per row (the mean and F), clamp events of the output clamp.
 import numpy as np
 from numba import njit, prange
 
+from intonly.quantize.names import DIVIDE, INT32_ELEMENTWISE
+
 from ..numerics import INT32_MAX, INT32_MIN, div_round_away, isqrt, requant, saturate
+from ..work import ISQRT_DIVIDES, REQUANT_OPS, elements, rows
 from ._compile import reference_and_parallel
 
 
@@ -87,3 +90,11 @@ def run(model, node, inputs, ctx):
     ctx.trace.clamp_events = int(clamps)
     ctx.trace.overflows = int(overflows)
     return out
+
+
+def work(model, node):
+    """Per element sum, centre, square-accumulate, normalise-multiply plus the requant; per row the mean and
+    normalisation divisions and the exact integer square root (ISQRT_DIVIDES Newton divisions, the worst case
+    for a 62-bit variance)."""
+    n_rows, _ = rows(model, node)
+    return {INT32_ELEMENTWISE: (4 + REQUANT_OPS) * elements(model, node), DIVIDE: n_rows * (2 + ISQRT_DIVIDES)}

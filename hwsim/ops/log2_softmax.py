@@ -19,8 +19,13 @@ Kernels: hwsim/ops/_exp.py's ``softmax_kernels`` (scalar reference and prange fa
 shared by the three softmax ops).
 """
 
+from ..work import softmax
 from ._exp import I_EXP, LOG2, run_softmax
 
 
 def run(model, node, inputs, ctx):
     return run_softmax(model, node, inputs, ctx, I_EXP, node.attrs["b_int"], node.attrs["c_int"], LOG2)
+
+
+# log2 softmax: shift-exp sum as shiftmax, then round(sum/e) (a division) and a bit-length per element.
+work = softmax(shift=8, exp=1, elementwise=2, divides_per_element=2)

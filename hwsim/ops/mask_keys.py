@@ -8,6 +8,7 @@ the scores tensor's bit width, the sentinel the masked softmax ops skip (the pro
 import numpy as np
 from numba import prange
 
+from ..work import per_element
 from ._compile import reference_and_parallel
 
 
@@ -32,3 +33,6 @@ def run(model, node, inputs, ctx):
     kernel(flat, mask.reshape(len(mask), keys), len(flat) // len(mask), model.tensors[node.inputs[0]].qrange()[0],
            out.reshape(-1, keys))
     return out
+
+
+work = per_element(int32_elementwise=1)  # compare and select

@@ -15,7 +15,10 @@ from numba import njit, prange
 
 from intonly.quantize.bounds import matmul_bound
 
+from intonly.quantize.names import INT8_DENSE, INT32_ELEMENTWISE
+
 from ..numerics import requant, saturate
+from ..work import REQUANT_OPS, elements
 from ._weighted import epilogue_constants, requant_block
 
 
@@ -81,3 +84,8 @@ def run(model, node, inputs, ctx):
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
     return out.reshape(batch_shape + out.shape[1:])
+
+
+def work(model, node):
+    """Every MAC (class int8_dense), the requant per output."""
+    return {INT8_DENSE: model.node_macs(node), INT32_ELEMENTWISE: REQUANT_OPS * elements(model, node)}

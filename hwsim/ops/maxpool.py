@@ -3,6 +3,7 @@
 import numpy as np
 from numba import prange
 
+from ..work import window
 from ._compile import reference_and_parallel
 
 
@@ -35,3 +36,6 @@ def run(model, node, inputs, ctx):
     kernel = maxpool_parallel if ctx.fast else maxpool_reference
     kernel(x, *a["kernel"], *a["stride"], *a["padding"][:2], *a["dilation"], out)
     return out
+
+
+work = window(divide=False)

@@ -13,10 +13,15 @@ The result is stored saturated to the output tensor's bit range (a clamp event i
 with ``cnt > 0``.
 """
 
+import math
+
 import numpy as np
 from numba import prange
 
+from intonly.quantize.names import DIVIDE, INT32_ELEMENTWISE
+
 from ..numerics import INT32_MAX, INT32_MIN, div_round_away, saturate
+from ..work import elements
 from ._compile import reference_and_parallel
 
 
@@ -65,3 +70,9 @@ def run(model, node, inputs, ctx):
     ctx.trace.clamp_events = int(clamps)
     ctx.trace.overflows = int(overflows)
     return out
+
+
+def work(model, node):
+    """One add per input element, centre and clamp per output, one rounded division per output."""
+    return {INT32_ELEMENTWISE: math.prod(model.tensors[node.inputs[0]].shape) + 2 * elements(model, node),
+            DIVIDE: elements(model, node)}

@@ -6,6 +6,7 @@ then permuted by ``perm`` (e.g. CHW -> HWC). Generated C receives already-quanti
 
 import numpy as np
 
+from ..work import per_element
 from .transpose import batched_perm
 
 
@@ -22,3 +23,6 @@ def run(model, node, inputs, ctx):
     if perm:
         x = np.transpose(x, batched_perm(perm))
     return np.ascontiguousarray(quantize_array(x, info))
+
+
+work = per_element(int32_elementwise=1)

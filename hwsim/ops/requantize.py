@@ -5,6 +5,7 @@ import numpy as np
 from numba import prange
 
 from ..numerics import requant, saturate
+from ..work import REQUANT_OPS, per_element
 from ._compile import reference_and_parallel
 
 
@@ -32,3 +33,6 @@ def run(model, node, inputs, ctx):
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
     return out
+
+
+work = per_element(int32_elementwise=REQUANT_OPS)

@@ -19,9 +19,12 @@ that the scalar loop runs), then the shared requant epilogue.
 import numpy as np
 from numba import njit
 
+from intonly.quantize.names import INT32_ELEMENTWISE, SHIFT
+
 from ..numerics import INT32_MAX, INT32_MIN, requant, saturate
-from .matmul import requant_batches
+from ..work import REQUANT_OPS, elements
 from ._weighted import epilogue_constants
+from .matmul import requant_batches
 
 
 @njit(cache=True)
@@ -81,3 +84,8 @@ def run(model, node, inputs, ctx):
     ctx.trace.clamp_events = int(events)
     ctx.trace.overflows = int(overflows)
     return out.reshape(batch_shape + out.shape[1:])
+
+
+def work(model, node):
+    """The products are shifts by the log2 codes, one per MAC; the requant per output."""
+    return {SHIFT: model.node_macs(node), INT32_ELEMENTWISE: REQUANT_OPS * elements(model, node)}

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..numerics import INT32_MAX, INT32_MIN, requant, saturate
+from ..work import REQUANT_OPS, per_element
 from ._exp import exp_range, run_gelu, shift_exp
 
 
@@ -122,3 +123,7 @@ def run(model, node, inputs, ctx):
     a = node.attrs
     return run_gelu(model, node, inputs, ctx, (shiftgelu_reference, shiftgelu_parallel), True, a["x0"], a["n"],
                     *exp_range(a), a["sig_bits"])
+
+
+# ShiftGELU: 1.6875x by shifts, two shift-exps, sigmoid division and t // x0 per element, requant.
+work = per_element(shift=12, int32_elementwise=REQUANT_OPS + 4, divide=2)

@@ -21,8 +21,14 @@ Kernels: hwsim/ops/_exp.py's ``softmax_kernels`` (scalar reference and prange fa
 shared by the three softmax ops).
 """
 
+from ..work import softmax
 from ._exp import LINEAR, SHIFT_EXP, run_softmax
 
 
 def run(model, node, inputs, ctx):
     return run_softmax(model, node, inputs, ctx, SHIFT_EXP, 0, 0, LINEAR)
+
+
+# shift-exp: d + (d>>1) - (d>>4), the range-reduction shift pair, the normalisation shift (6 shifts);
+# row max, running sum, normalising multiply (3 elementwise); t // x0 per element, F per row.
+work = softmax(shift=6, exp=0, elementwise=3, divides_per_element=1)

@@ -1,6 +1,7 @@
 """transpose: permutes the per-sample axes (pure data movement)."""
 
 import numpy as np
+from ..work import per_element
 
 
 def batched_perm(perm):
@@ -9,3 +10,6 @@ def batched_perm(perm):
 
 def run(model, node, inputs, ctx):
     return np.ascontiguousarray(np.transpose(inputs[0], batched_perm(node.attrs["perm"])))
+
+
+work = per_element(int32_elementwise=1)  # a strided gather: one address step per element
