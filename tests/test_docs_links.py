@@ -255,7 +255,7 @@ def private_references(text: str) -> list[str]:
         if token and not token.endswith("/"):
             continue                                   # part of a longer name, e.g. owner-research/...
         if "://" in token or re.match(r"^(www\.)?[\w-]+(\.[\w-]+)+/", token):
-            continue                                   # a public web address that has a /research/ folder
+            continue                                   # a public web address whose path has such a folder
         found.append(text[max(0, i - 30):i + len(RESEARCH_DIR) + 30])
     return found
 
