@@ -110,3 +110,16 @@ def test_ops_json_lists_every_op_with_its_executors(capsys):
 def test_docs_ops_md_is_current():
     """docs/ops.md is `intonly ops --markdown`; regenerate it with: intonly ops --markdown > docs/ops.md"""
     assert (ROOT / "docs" / "ops.md").read_text() == markdown(op_rows())
+
+
+def test_rounding_modes_are_named_once():
+    """Every folder of per-mode templates has one file per mode of quantize.names, and no template branches on a
+    mode's name (a new mode is one file per folder, found by the mode's name)."""
+    from intonly.quantize.names import ROUNDING_MODES
+    folders = {p.parent for mode in ROUNDING_MODES for p in TEMPLATES.rglob(f"{mode}.c.j2")}
+    assert {f.relative_to(TEMPLATES).as_posix() for f in folders} == {"project/requant", "generic/layernorm_mean",
+                                                                      "x86/requant8"}
+    for folder in folders:
+        assert sorted(p.name.removesuffix(".c.j2") for p in folder.glob("[!_]*.c.j2")) == sorted(ROUNDING_MODES)
+    branching = [p for p in TEMPLATES.rglob("*.j2") if re.search(r"rounding\s*[!=]=", p.read_text())]
+    assert branching == []
