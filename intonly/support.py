@@ -10,19 +10,22 @@ that the file is current).
 from __future__ import annotations
 
 import _operator
+import importlib
 import inspect
 
 from intonly.codegen.c import ops as c_ops
 from intonly.codegen.c.families import specialising_families
 from intonly.hwsim import ops as hwsim_ops
 from intonly.quantize.capture import FUNCTION_KINDS, LEAF_KINDS, LOWERS_TO, METHOD_KINDS, MODULE_KINDS
-from intonly.quantize.ops import EXECUTORS, OPS
+from intonly.quantize import ops as ops_package
+from intonly.quantize.ops import EXECUTORS, INT32_RANGE, MAX_RANK, OPS, Attr
 
 GRAPH_EDGES = {"placeholder": "a graph input", "output": "a graph output"}
 
 
 def _callable_name(fn) -> str:
-    """How a user writes ``fn``: ``operator.add``, ``torch.add`` (not its C binding's class), ``torch.nn.functional.relu``."""
+    """How a user writes ``fn``: ``operator.add``, ``torch.add`` (not its C binding's class),
+    ``torch.nn.functional.relu``."""
     if fn.__module__ == _operator.__name__:
         return f"operator.{fn.__name__}"
     if getattr(fn, "__qualname__", "").startswith("_VariableFunctionsClass."):
@@ -62,22 +65,60 @@ def pytorch_frontends() -> dict[str, list[str]]:
     return {op: sorted(set(names)) for op, names in frontends.items()}
 
 
+def _attribute(spec: Attr) -> str:
+    """``int32``, ``int in [0, 1]``, ``2 ints in [1, 65536]``, ``up to 8 ints in [0, 7]``."""
+    values = "int32" if (spec.lo, spec.hi) == INT32_RANGE else f"in [{spec.lo}, {spec.hi}]"
+    if spec.kind == "int":
+        return values if values == "int32" else f"int {values}"
+    count = f"{spec.length}" if spec.length is not None else f"up to {MAX_RANK}"
+    return f"{count} {values}s" if values == "int32" else f"{count} ints {values}"
+
+
 def op_rows() -> list[dict]:
     """One row per IR op, in name order: ``name``, ``summary``, ``definition`` (a docs path with its anchor),
     ``integer``, ``hwsim``, ``c``, ``c_families`` (SIMD families with their own kernel for it), ``tvm``,
-    ``frontends`` and ``declines`` (executor -> why it has none)."""
+    ``frontends``, ``declines`` (executor -> why it has none), ``inputs`` (a count, or null for one or more),
+    ``attributes`` (name -> kind and range), ``params`` (role -> dtypes) and ``text`` (the op module's statement
+    of what it computes)."""
     frontends = pytorch_frontends()
     implemented = {"hwsim": hwsim_ops.IMPLEMENTED, "c": c_ops.IMPLEMENTED}
     assert set(implemented) == set(EXECUTORS)
     return [{"name": name, "summary": op.summary, "definition": op.definition, "integer": op.integer,
              "hwsim": name in implemented["hwsim"], "c": name in implemented["c"],
              "c_families": specialising_families(name) if name in implemented["c"] else [],
-             "tvm": False, "frontends": frontends.get(name, []), "declines": dict(op.declines)}
+             "tvm": False, "frontends": frontends.get(name, []), "declines": dict(op.declines),
+             "inputs": op.n_inputs, "attributes": {key: _attribute(spec) for key, spec in op.attrs.items()},
+             "params": {role: list(dtypes) for role, dtypes in op.params.items()},
+             "text": " ".join(inspect.getdoc(importlib.import_module(f"{ops_package.__name__}.{name}")).split())}
             for name, op in sorted(OPS.items())]
 
 
 def _mark(flag: bool) -> str:
     return "yes" if flag else "—"
+
+
+def _doc_link(definition: str) -> str:
+    """A link from docs/ops.md to ``docs/<file>.md#<anchor>``."""
+    target = definition.removeprefix("docs/")
+    return f"[{target}]({target})"
+
+
+def _section(r: dict) -> list[str]:
+    """docs/ops.md's section of one op: what it computes exactly, its interface, executors and frontends."""
+    inputs = "one or more" if r["inputs"] is None else str(r["inputs"])
+    attributes = "; ".join(f"`{k}` {v}" for k, v in r["attributes"].items()) or "none"
+    params = "; ".join(f"`{k}` {'/'.join(v)}" for k, v in r["params"].items()) or "none"
+    executors = [label for key, label in (("hwsim", "hwsim"), ("c", "C")) if r[key]]
+    c_note = f" (SIMD: {', '.join(r['c_families'])})" if r["c_families"] else ""
+    lines = [f"### `{r['name']}`", "", r["text"].removeprefix(f"{r['name']}: "), "",
+             f"- Definition: {_doc_link(r['definition'])}",
+             f"- Inputs: {inputs}. Attributes: {attributes}. Parameters: {params}.",
+             f"- Executors: {', '.join(executors)}{c_note}" + "".join(
+                 f"; no {ex}: {reason}" for ex, reason in r["declines"].items()) + "."]
+    if r["frontends"]:
+        names = ", ".join(f"`{f.removeprefix('pytorch:')}`" for f in r["frontends"])
+        lines.append(f"- PyTorch: {names}.")
+    return lines + [""]
 
 
 def markdown(rows: list[dict]) -> str:
@@ -92,20 +133,20 @@ def markdown(rows: list[dict]) -> str:
         "the bit-accurate simulator (`hwsim/ops/<op>.py`). *C*: the generated C99 kernel "
         "(`codegen/c/ops/<op>.py`, `codegen/c/templates/generic/`); *SIMD*: the families with their own kernel "
         "for the op, equal to the generic one bit for bit ([codegen-families.md](codegen-families.md)). *TVM*: "
-        "not built yet. *PyTorch*: what a model calls that lowers to the op.",
+        "not built yet. *PyTorch frontends*: how many module classes, functions and Tensor methods lower to the op "
+        "(listed in its section below).",
         "",
-        "| op | computes | definition | hwsim | C | SIMD | TVM | PyTorch |",
+        "| op | computes | definition | hwsim | C | SIMD | TVM | PyTorch frontends |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        doc, _, anchor = r["definition"].partition("#")
-        link = f"[{doc.removeprefix('docs/')}]({doc.removeprefix('docs/')}#{anchor})"
-        torch_names = ", ".join(f"`{f.removeprefix('pytorch:')}`" for f in r["frontends"]) or "—"
-        lines.append(f"| `{r['name']}` | {r['summary']} | {link} | {_mark(r['hwsim'])} | {_mark(r['c'])} | "
-                     f"{', '.join(r['c_families']) or '—'} | {_mark(r['tvm'])} | {torch_names} |")
-    lines += ["", "## Declined executors", ""]
-    lines += [f"- `{r['name']}`, {executor}: {reason}." for r in rows for executor, reason in r["declines"].items()]
-    lines += ["", "## Adding an op", "",
+        lines.append(f"| [`{r['name']}`](#{r['name']}) | {r['summary']} | {_doc_link(r['definition'])} | "
+                     f"{_mark(r['hwsim'])} | {_mark(r['c'])} | "
+                     f"{', '.join(r['c_families']) or '—'} | {_mark(r['tvm'])} | {len(r['frontends']) or '—'} |")
+    lines += ["", "## The ops", ""]
+    for r in rows:
+        lines += _section(r)
+    lines += ["## Adding an op", "",
               "One file per package, plus its test; nothing else to edit:", "",
               "1. `quantize/ops/<op>.py`: `OP = OpDef(...)`, its attributes with their ranges, shape rule, MACs, "
               "overflow bounds, elementwise fact and the link to its definition (write the definition in the docs).",

@@ -15,6 +15,7 @@ from intonly.hwsim import ops as hwsim_ops
 from intonly.quantize import capture
 from intonly.quantize.ops import EXECUTORS, OPS
 from intonly.support import markdown, op_rows
+from test_docs_links import anchors  # GitHub's heading slugs and HTML ids, as docs links are checked
 
 ROOT = Path(__file__).resolve().parent.parent
 IMPLEMENTED = {"hwsim": hwsim_ops.IMPLEMENTED, "c": c_ops.IMPLEMENTED}
@@ -28,7 +29,8 @@ def test_registry_lists_the_expected_ops():
 
 @pytest.mark.parametrize("executor", EXECUTORS)
 def test_every_op_has_each_executor_or_declines_it_with_a_reason(executor):
-    missing = sorted(name for name, op in OPS.items() if name not in IMPLEMENTED[executor] and executor not in op.declines)
+    missing = sorted(name for name, op in OPS.items()
+                     if name not in IMPLEMENTED[executor] and executor not in op.declines)
     both = sorted(name for name, op in OPS.items() if name in IMPLEMENTED[executor] and executor in op.declines)
     assert missing == [] and both == []
     assert IMPLEMENTED[executor] <= set(OPS), "an executor module for an op the IR does not know"
@@ -57,19 +59,11 @@ def test_family_templates_are_named_after_registered_ops():
             assert name.startswith("_") or (name in OPS and (TEMPLATES / "generic" / path.name).is_file()), path
 
 
-def _anchors(markdown_text: str) -> set[str]:
-    """GitHub's heading anchors: lower case, punctuation other than - and _ dropped, spaces to -."""
-    found = set()
-    for heading in re.findall(r"^#+ (.+)$", markdown_text, re.M):
-        found.add(re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-"))
-    return found | set(re.findall(r'<a id="([^"]+)"', markdown_text))
-
-
 def test_every_definition_link_names_a_doc_section():
     for name, op in OPS.items():
         doc, _, anchor = op.definition.partition("#")
         assert (ROOT / doc).is_file(), (name, op.definition)
-        assert anchor in _anchors((ROOT / doc).read_text()), (name, op.definition)
+        assert anchor in anchors((ROOT / doc).read_text()), (name, op.definition)
 
 
 def test_lowering_refuses_an_op_its_kind_does_not_list(monkeypatch):

@@ -49,5 +49,6 @@ class OpDef:
     elementwise: bool = False
     input_zp_of: int = 0                          # which input the ``input_zp`` attribute belongs to
     copies_param: str | None = None               # a param whose values are copied to the output (range-checked)
-    probabilities: bool = False                   # output: linear probabilities, scale 2^-(bits-1), row sum < 2^(bits-1)
+    # output: linear probabilities at scale 2^-(bits-1) whose row sum is below 2^(bits-1) (a softmax)
+    probabilities: bool = False
     declines: dict[str, str] = field(default_factory=dict)  # executor -> why it has no kernel for this op

@@ -25,7 +25,7 @@ def bounds(model, node, producers=None):
 
 OP = OpDef(
     name="add", summary="elementwise sum of two tensors at a common intermediate scale (TFLite ADD)",
-    definition="docs/numerics.md#ops", n_inputs=2,
+    definition="docs/numerics.md#add", n_inputs=2,
     attrs={"input_zps": INPUT_ZPS, "left_shift": Attr("int", 0, 30),
            "multipliers": Attr("ints", 0, 2**31 - 1, length=3), "shifts": Attr("ints", 1, 62, length=3),
            "output_zp": INT, **CLAMP},

@@ -7,5 +7,5 @@ from ._shapes import pooled
 
 OP = OpDef(
     name="avgpool", summary="2-D average pooling, rounded to nearest (ties away from zero)",
-    definition="docs/numerics.md#ops", n_inputs=1,
+    definition="docs/numerics.md#avgpool", n_inputs=1,
     attrs={**WINDOW, "count_include_pad": FLAG, "pad_value": INT, **CLAMP}, shape=pooled("avgpool"))

@@ -5,4 +5,4 @@ from ._opdef import OpDef
 from ._shapes import same_as_input
 
 OP = OpDef(name="clamp", summary="elementwise min/max (a ReLU, ReLU6 or Hardtanh not fused into a requant)",
-           definition="docs/numerics.md#ops", n_inputs=1, attrs=dict(CLAMP), shape=same_as_input, elementwise=True)
+           definition="docs/numerics.md#clamp", n_inputs=1, attrs=dict(CLAMP), shape=same_as_input, elementwise=True)

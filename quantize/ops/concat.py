@@ -16,5 +16,5 @@ def shape(attrs, in_shapes, params):
     return tuple(sum(s[axis] for s in in_shapes) if i == axis else d for i, d in enumerate(first))
 
 
-OP = OpDef(name="concat", summary="join tensors along one axis (data movement)", definition="docs/numerics.md#ops",
+OP = OpDef(name="concat", summary="join tensors along one axis (data movement)", definition="docs/numerics.md#concat",
            n_inputs=None, attrs={"axis": AXIS}, shape=shape)

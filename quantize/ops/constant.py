@@ -7,5 +7,6 @@ def shape(attrs, in_shapes, params):
     return tuple(params["value"])
 
 
-OP = OpDef(name="constant", summary="a stored integer tensor", definition="docs/transformer-ops.md#embedding-constant-slice-mean_pool",
-           n_inputs=0, attrs={}, params={"value": ("int8", "int16", "int32")}, shape=shape, copies_param="value")
+OP = OpDef(name="constant", summary="a stored integer tensor",
+           definition="docs/transformer-ops.md#embedding-constant-slice-mean_pool", n_inputs=0, attrs={},
+           params={"value": ("int8", "int16", "int32")}, shape=shape, copies_param="value")

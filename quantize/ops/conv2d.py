@@ -28,6 +28,6 @@ def macs(model, node) -> int:
 
 OP = OpDef(
     name="conv2d", summary="2-D convolution (groups, depthwise), int32 accumulator, per-channel requant",
-    definition="docs/numerics.md#ops", n_inputs=1,
+    definition="docs/numerics.md#conv2d", n_inputs=1,
     attrs={"stride": PAIR, "padding": PADDING, "dilation": PAIR, "groups": Attr("int", 1, 2**16), **REQUANT},
     params=WEIGHTED_PARAMS, shape=shape, macs=macs, bounds=accumulator_bounds)

@@ -23,5 +23,5 @@ def macs(model, node) -> int:
 
 OP = OpDef(
     name="dense", summary="fully connected layer over the last axis, int32 accumulator, per-channel requant",
-    definition="docs/numerics.md#ops", n_inputs=1, attrs=dict(REQUANT), params=WEIGHTED_PARAMS, shape=shape,
+    definition="docs/numerics.md#dense", n_inputs=1, attrs=dict(REQUANT), params=WEIGHTED_PARAMS, shape=shape,
     macs=macs, bounds=accumulator_bounds)

@@ -23,7 +23,7 @@ def bounds(model, node, producers=None):
 
 OP = OpDef(
     name="matmul", summary="batched integer matrix product of two tensors (attention), per-tensor requant",
-    definition="docs/numerics.md#ops", n_inputs=2,
+    definition="docs/numerics.md#matmul", n_inputs=2,
     attrs={"input_zps": INPUT_ZPS, "transpose_b": FLAG, "multiplier": MULTIPLIER, "shift": SHIFT, "output_zp": INT,
            **CLAMP},
     shape=shape, macs=batched_product_macs, bounds=bounds)

@@ -5,5 +5,5 @@ from ._opdef import OpDef
 from ._shapes import pooled
 
 OP = OpDef(
-    name="maxpool", summary="2-D max pooling", definition="docs/numerics.md#ops", n_inputs=1,
+    name="maxpool", summary="2-D max pooling", definition="docs/numerics.md#maxpool", n_inputs=1,
     attrs={**WINDOW, "dilation": PAIR}, shape=pooled("maxpool"))

@@ -6,5 +6,5 @@ from ._shapes import same_as_input
 
 OP = OpDef(
     name="requantize", summary="rescale a tensor to another scale / zero point / width",
-    definition="docs/numerics.md#ops", n_inputs=1, attrs={"multiplier": MULTIPLIER, "shift": SHIFT, **REQUANT},
+    definition="docs/numerics.md#requantize", n_inputs=1, attrs={"multiplier": MULTIPLIER, "shift": SHIFT, **REQUANT},
     shape=same_as_input, elementwise=True)

@@ -13,5 +13,6 @@ def shape(attrs, in_shapes, params):
     return out
 
 
-OP = OpDef(name="reshape", summary="same elements, another shape (data movement)", definition="docs/numerics.md#ops",
-           n_inputs=1, attrs={"shape": Attr("ints", 1, INT32_RANGE[1])}, shape=shape, elementwise=True)
+OP = OpDef(name="reshape", summary="same elements, another shape (data movement)",
+           definition="docs/numerics.md#reshape", n_inputs=1, attrs={"shape": Attr("ints", 1, INT32_RANGE[1])},
+           shape=shape, elementwise=True)
