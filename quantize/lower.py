@@ -258,6 +258,17 @@ class _Lowering(TransformerRules):
                   {"act_min": act_min, "act_max": act_max})
         self.ir_of[node.name] = out.name
 
+    def negate(self, node: fx.Node):
+        """``-x`` on x's scale and bits, exactly: ``output_zp = -1 - input_zp`` makes ``y = -1 - x`` (the real value
+        ``-scale * (x - zp)``), which no value of x's range leaves."""
+        x = self.tensor(node.args[0].name)
+        out = self.like(node.name, x, source=node.name)
+        out.zero_point = -1 - x.zero_point
+        qmin, qmax = out.qrange()
+        self.emit(node.name, "negate", [x.name], out.name, {"input_zp": x.zero_point, "output_zp": out.zero_point,
+                                                            "act_min": qmin, "act_max": qmax})
+        self.ir_of[node.name] = out.name
+
     def flatten(self, node: fx.Node):
         x = self.tensor(node.args[0].name)
         shape = self.shapes[node.name]
@@ -336,6 +347,8 @@ class _Lowering(TransformerRules):
                 self.pool(node, kind)
             elif kind in ACTIVATIONS:
                 self.activation(node, kind)
+            elif kind == "neg":
+                self.negate(node)
             elif kind == "flatten":
                 self.flatten(node)
             elif kind == "cat":

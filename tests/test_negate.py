@@ -2,6 +2,7 @@
 model whose difference could leave int32."""
 
 import numpy as np
+import torch
 import pytest
 
 from intonly.codegen.c.kernel_lib import run_node_c
@@ -59,3 +60,35 @@ def test_an_int32_input_that_could_overflow_is_refused():
     with pytest.raises(ModelFileError, match=r"node 2 'neg' \(negate\): output_zp - \(x - input_zp\) can overflow "
                                              r"\(\|value\| <= 2147483648 > 2147483647\)"):
         model.validate()
+
+
+class Differences(torch.nn.Module):
+    """A model that negates three ways (unary minus, torch.neg, Tensor.neg), as PyTorch code writes it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(16, 8)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return torch.cat([-h, torch.neg(h).relu(), h.neg() + h], dim=1)
+
+
+def test_pytorch_negation_lowers_exactly_and_the_c_agrees(gcc, tmp_path):
+    from intonly import build_and_run, quantize
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 16)).astype(np.float32)
+    net = Differences().eval()
+    model = quantize(net, x)
+    negates = [n for n in model.nodes if n.op == "negate"]
+    assert len(negates) == 3
+    for n in negates:   # the complement: same scale and bits, output_zp = -1 - input_zp
+        src, out = model.tensors[n.inputs[0]], model.tensors[n.outputs[0]]
+        assert (out.scale, out.bits, out.zero_point) == (src.scale, src.bits, -1 - src.zero_point)
+    sim = simulate(model, x)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    out_scale = model.tensors[model.nodes[-1].inputs[0]].scale
+    assert np.abs(sim.outputs[0] - ref).max() < 3 * out_scale   # measured 1.8 LSB: the fc's and the add's rounding
+    _, c_outputs = build_and_run(model, tmp_path / "c", sim.int_inputs)
+    np.testing.assert_array_equal(c_outputs[0], sim.int_outputs[0])
