@@ -1,6 +1,6 @@
 """Instructions per MAC of the generated C kernels, per template family, counted by callgrind.
 
-    python bench/callgrind_layers.py [--out bench/results/callgrind_layers.json] [--only A,B]
+    python -m bench.callgrind_layers [--out bench/results/callgrind_layers.json] [--only A,B]
                                      [--families generic,x86] [--jobs N] [--keep DIR]
                                      [--rounding half_up|double|half_even]
 
@@ -8,9 +8,10 @@ Cases: the cases of ``bench/layer_suite.py`` whose integer node is a conv2d or a
 depthwise 3x3, 1x1 conv, dense; the DeiT fc1 included), one sample each (``suite(names, samples=1)``).
 
 Families: every ``codegen/c/templates/<family>/`` (not the ``_``-prefixed shared folders, not ``project/``) whose
-code runs on this host: ``generic`` always; a SIMD family when its compiler is the host gcc and every ``-m<feature>`` of its
-flags (codegen/c/families.py; x86: ``-mavx2 -mfma``) is in this CPU's ``/proc/cpuinfo`` flags (and valgrind
-can execute it: AVX2/FMA yes, AVX-512 no). Others (neon, cortex-m-*) are listed under ``skipped_families``.
+code runs on this host: ``generic`` always; a SIMD family when its compiler is the host gcc and every
+``-m<feature>`` of its flags (codegen/c/families.py; x86: ``-mavx2 -mfma``) is in this CPU's ``/proc/cpuinfo``
+flags (and valgrind can execute it: AVX2/FMA yes, AVX-512 no). Others (neon, cortex-m-*) are listed under
+``skipped_families``.
 
 Method, per case and family:
 
@@ -52,18 +53,15 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))            # bench/layer_suite.py
-sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
-
-from layer_suite import CASES, LayerCase, suite
-
 from intonly.codegen.c.calls import node_calls
 from intonly.codegen.c.emit import PROJECT, TEMPLATES, emit_c
 from intonly.codegen.c.toolchain import HOST_CFLAGS, build_host, find_compiler, sample_dtype
 from intonly.hwsim.executor import simulate
 from intonly.hwsim.work import op_work
 
+from .layer_suite import CASES, LayerCase, suite
+
+HERE = Path(__file__).resolve().parent
 MAC_CLASSES = ("int8_conv", "int8_depthwise", "int8_dense")
 DEFAULT_OUT = HERE / "results" / "callgrind_layers.json"
 # cpuinfo flag names for gcc's -m<feature> options where they differ

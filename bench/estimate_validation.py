@@ -1,7 +1,7 @@
 """Validate the cost model (hwsim/cost.py) against measurements; every row: estimate, measurement, error.
 
-    python bench/estimate_validation.py                 # published rows + host rows -> bench/results/estimate_validation.json
-    python bench/estimate_validation.py --fit           # also print the throughput scale each fitted row implies
+    python -m bench.estimate_validation          # published rows + host rows -> bench/results/estimate_validation.json
+    python -m bench.estimate_validation --fit    # also print the throughput scale each fitted row implies
 
 Two kinds of rows:
 
@@ -25,21 +25,19 @@ import argparse
 import json
 import math
 import statistics
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
+from intonly.hwsim.cost import estimate
+from intonly.hwsim.work import op_work
+from intonly.targets import load_target
+from intonly.targets.spec import Sourced, Target
 
-import published_rows  # noqa: E402
-import zoo  # noqa: E402
-from intonly.hwsim.cost import estimate  # noqa: E402
-from intonly.hwsim.work import op_work  # noqa: E402
-from intonly.targets import load_target  # noqa: E402
-from intonly.targets.spec import OP_CLASSES, Sourced, Target  # noqa: E402
+from . import published_rows, zoo
+
+HERE = Path(__file__).resolve().parent
 
 # (target, model, column) of the rows a target's constants were fitted to; one scale per target, fitted to the
 # geometric mean of its rows' measured/estimated ratios.
@@ -101,7 +99,7 @@ def published(fit: bool) -> list[dict]:
 
 def _host_models() -> dict:
     """name -> IntModel of every model host_profile.json measured, rebuilt deterministically."""
-    import layer_suite
+    from . import layer_suite
     from intonly import api
     from intonly.workloads import load_workload
     models = {case.name: case.int_model for case in layer_suite.suite()}
@@ -167,7 +165,7 @@ def host(fit: bool) -> dict | None:
     demo (hwsim/cost.py, memory term included) is reported beside."""
     path = HERE / "results" / "host_profile.json"
     if not path.exists():
-        print(f"no {path}: run python bench/host_profile.py first; host rows skipped")
+        print(f"no {path}: run python -m bench.host_profile first; host rows skipped")
         return None
     profile = json.loads(path.read_text())
     target = load_target(HOST_TARGET)

@@ -1,6 +1,6 @@
 """Per-layer wall time of the generated C on this host, for validating a latency cost model.
 
-    python bench/host_profile.py [--out bench/results/host_profile.json] [--min-seconds 0.3] [--only A,B]
+    python -m bench.host_profile [--out bench/results/host_profile.json] [--min-seconds 0.3] [--only A,B]
 
 Models: every case of ``bench/layer_suite.py`` (single layers at ResNet / MobileNet / DeiT-Tiny shapes) and the
 demo models ``digits`` and ``vit`` (``intonly.workloads.load_workload``, quantized as ``intonly run`` does:
@@ -53,7 +53,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,15 +60,14 @@ from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))            # bench/layer_suite.py
-sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
-
 from intonly.codegen.c.emit import emit_c
 from intonly.codegen.c.toolchain import (HOST_CFLAGS, PROFILE_CFLAGS, build_host, find_compiler,
-                                 profile_host, run_host)
+                                         profile_host, run_host)
 from intonly.hwsim.executor import simulate
-from layer_suite import LayerCase, suite
+
+from .layer_suite import LayerCase, suite
+
+HERE = Path(__file__).resolve().parent
 
 DEMOS = ("digits", "vit")
 DEMO_SAMPLES = 64

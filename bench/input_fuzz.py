@@ -1,6 +1,6 @@
 """Fuzzing intonly's inputs: hypothesis-driven mutations of valid model archives and target files.
 
-    python bench/input_fuzz.py [--cases 20000] [--targets-share 0.25] [--seed N] [--out bench/results/input_fuzz.json]
+    python -m bench.input_fuzz [--cases 20000] [--targets-share 0.25] [--seed N] [--out bench/results/input_fuzz.json]
 
 The CI test (tests/test_input_fuzz.py) runs the same cases, fewer of them and derandomized; this script runs a
 longer, random campaign and writes a JSON report (cases tried per kind, outcomes, findings, peak traced memory,
@@ -50,10 +50,9 @@ from pathlib import Path
 import numpy as np
 from hypothesis import strategies as st
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
+from intonly.quantize.errors import IntonlyError
 
-from intonly.quantize.errors import IntonlyError  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 SIM_LIMIT_BYTES = 64 << 20      # simulate a mutated model only if its activations for 2 samples stay below this
 ESTIMATE_TARGET = "cortex-m4"

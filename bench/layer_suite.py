@@ -1,7 +1,7 @@
 """A fixed suite of single-layer integer models at the shapes of real networks, for per-layer latency
 measurements (``bench/host_profile.py``) and the validation of a latency cost model.
 
-    from layer_suite import suite          # bench/ on sys.path
+    from bench.layer_suite import suite    # or: python -m bench.layer_suite [NAME ...] (prints the cases)
     for case in suite():                   # or suite(["conv3x3_56x56x64_64", "softmax_deit_3x197x197"])
         case.name, case.int_model, case.x
 
@@ -53,14 +53,11 @@ import functools
 import sys
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo, when not pip-installed
 
 from intonly.hwsim.executor import simulate
 from intonly.hwsim.ops.quantize import run as quantize_node

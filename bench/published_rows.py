@@ -1,7 +1,7 @@
 """Published latency measurements of the :mod:`zoo` networks, as data: what a latency cost model is
 validated against.
 
-    python bench/published_rows.py      # prints the table
+    python -m bench.published_rows      # prints the table
 
 Every :class:`PublishedRow` is copied from a public source, which its ``source`` names: the TinyEngine README's
 "Measured Results" (STM32H743), Krishnamoorthi 2018 Table 7 (Pixel 2) or the HAWQ-V3 README (NVIDIA T4).

@@ -1,6 +1,6 @@
 """Throughput of the bit-accurate integer simulator (hwsim) beside PyTorch FP32 eager, same inputs, same run.
 
-    python bench/sim_throughput.py [--out bench/results/sim_throughput.json] [--quick]
+    python -m bench.sim_throughput [--out bench/results/sim_throughput.json] [--quick]
 
 Models:
 
@@ -36,8 +36,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))            # bench/mobilenetv2.py
-sys.path.insert(0, str(HERE.parent))     # the repo, when not pip-installed
 
 GOAL_RATIO = 0.5
 
@@ -181,7 +179,7 @@ def run_digits(reps: int, ref_reps: int) -> dict:
 
 
 def run_mobilenetv2(reps: int, batch: int, calib: int) -> dict:
-    import mobilenetv2
+    from . import mobilenetv2
     from intonly.quantize.config import QuantConfig
     from intonly.quantize.lower import quantize
 

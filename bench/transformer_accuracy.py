@@ -1,6 +1,6 @@
 """Integer-only accuracy of the transformer demos for every softmax / GELU family, beside FP32.
 
-    python bench/transformer_accuracy.py [--out bench/results/transformer_accuracy.json] [--models vit,minilm]
+    python -m bench.transformer_accuracy [--out bench/results/transformer_accuracy.json] [--models vit,minilm]
 
 * ``vit``: the tiny ViT on sklearn digits (540 test images): FP32 and INT top-1 accuracy per family.
 * ``minilm``: all-MiniLM-L6-v2 on the bundled sentences, both folds (calibrate on one half, evaluate on the
@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
 
 FAMILIES = [("shiftmax", "shiftgelu"), ("iexp", "igelu"), ("log2", "shiftgelu"), ("shiftmax", "igelu"),
             ("iexp", "shiftgelu"), ("log2", "igelu")]

@@ -2,7 +2,7 @@
 and their integer lowerings -- the networks a latency cost model is validated against
 (``bench/published_rows.py`` holds the measured latencies).
 
-    python bench/zoo.py [NAME ...] [--rebuild] [--json bench/results/zoo.json]
+    python -m bench.zoo [NAME ...] [--rebuild] [--json bench/results/zoo.json]
 
 Factories (each seeds torch, initialises like torchvision, then gives BatchNorm realistic running
 statistics with :func:`mobilenetv2.realistic_bn_stats`, so quantization ranges resemble a trained net's):
@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,14 +41,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import mobilenetv2
+from .mobilenetv2 import _make_divisible, realistic_bn_stats
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-for _p in (str(HERE), str(REPO)):  # bench/mobilenetv2.py; the repo when not pip-installed
-    if _p not in sys.path:
-        sys.path.insert(0, _p)
-
-import mobilenetv2
-from mobilenetv2 import _make_divisible, realistic_bn_stats
 
 CACHE_DIR = HERE / ".cache"
 CALIB_SEED = 0

@@ -17,11 +17,11 @@
 import functools
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_modules import bench_module
 from conftest import require_tool
 
 from intonly.codegen.c import emit
@@ -33,8 +33,7 @@ from intonly.workloads import load_workload
 from intonly.quantize.ir import IntModel, Node, TensorInfo
 from intonly.quantize.lower import quantize
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import layer_suite
+layer_suite = bench_module("layer_suite")
 
 SAN_CFLAGS = ("-std=c99 -O1 -g -Wall -Wextra -Werror -fsanitize=address,undefined -fno-sanitize-recover=all "
               "-fno-omit-frame-pointer")

@@ -3,16 +3,13 @@ run, derandomized so CI is repeatable, over mutated model archives (graph.json f
 structure, bytes) and mutated target files. For every case: only an IntonlyError may escape, the case ends within
 CASE_SECONDS and CASE_BYTES of memory, and nothing outside ``out/`` changes in its working folder.
 
-A longer random campaign: ``python bench/input_fuzz.py --cases 20000 --seed 1`` (bench/README.md)."""
-
-import sys
-from pathlib import Path
+A longer random campaign: ``python -m bench.input_fuzz --cases 20000 --seed 1`` (bench/README.md)."""
 
 import pytest
+from bench_modules import bench_module
 from hypothesis import HealthCheck, given, settings
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-import input_fuzz  # noqa: E402
+input_fuzz = bench_module("input_fuzz")
 
 ARCHIVE_CASES = 800
 TARGET_CASES = 300

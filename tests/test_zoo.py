@@ -3,21 +3,18 @@ to an IntModel with the same MAC count and survive the cache, and every publishe
 
 Scope (the file runs in well under 30 s): MACs and parameters of every zoo network are counted on the torch
 module built on the meta device (no weights, no BatchNorm statistics pass: they change neither count);
-quantization and the cache are tested on the smallest network, mbv2-w0.3-r64, only. ``python bench/zoo.py``
+quantization and the cache are tested on the smallest network, mbv2-w0.3-r64, only. ``python -m bench.zoo``
 quantizes all of them and prints the same check on the IntModels.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_modules import bench_module
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-sys.path.insert(0, str(BENCH))
-
-import published_rows
-import zoo
+published_rows = bench_module("published_rows")
+zoo = bench_module("zoo")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -73,8 +70,9 @@ def test_exact_counts_of_known_layouts(sizes):
 
 
 def test_mobilenet_v2_default_is_the_sim_throughput_network():
-    import mobilenetv2
     import torch
+
+    mobilenetv2 = bench_module("mobilenetv2")
 
     # same construction order and RNG use as mobilenetv2.build(seed=0) (small inputs keep the check cheap)
     a, b = zoo.mobilenet_v2(resolution=32, bn_batches=1), mobilenetv2.build(seed=0, calib_batches=1, size=32)
