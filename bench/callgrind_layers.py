@@ -25,9 +25,9 @@ Method, per case and family:
    the node's kernel functions (``codegen.c.calls.node_calls``: the functions model.c calls for that node), so
    the driver, file I/O, the dynamic loader and the final output copy are excluded. (Cross-checked against
    ``--toggle-collect=<kernel>``, which gives the same count.)
-4. ``macs`` = ``IntModel.node_macs`` (every tap, padding included); ``executed_macs`` = the MACs of
-   ``hwsim/work.py`` (padding taps skipped, as the generic kernels do; the SIMD patch kernels multiply padded
-   taps by zero instead). ``instructions_per_mac`` = instructions / macs.
+4. ``macs`` = ``IntModel.node_macs`` (every tap, padding included); ``executed_macs`` = the MACs of the op's
+   hwsim work row, ``work`` in hwsim/ops/<op>.py (padding taps skipped, as the generic kernels do; the SIMD patch
+   kernels multiply padded taps by zero instead). ``instructions_per_mac`` = instructions / macs.
 
 ``ratio_<family>_over_generic`` = that family's instructions / generic's, per case. Instruction counts are exact
 and deterministic for a given compiler and flags (no timing: ``--jobs`` runs cases in parallel), but they are

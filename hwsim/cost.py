@@ -3,7 +3,7 @@
 Inputs: the model's graph (shapes, dtypes, constants) and a :class:`targets.spec.Target`; no data. For a batch
 of ``B`` samples, layer by layer (docs/cost-model.md states the same rules with a worked example):
 
-1. **Work.** ``ops[c] = B · work[c]`` for every op class ``c`` (hwsim/work.py).
+1. **Work.** ``ops[c] = B · work[c]`` for every op class ``c`` (the op's ``work`` row in hwsim/ops/<op>.py).
 2. **Compute cycles** ``= Σ_c ops[c] / throughput[c]`` (the target's sustained ops per cycle).
 3. **Bytes.** Activation bytes = the layer's non-constant inputs plus its output, × B. Weight bytes = the
    layer's constants (weights, biases, requant multipliers and shifts, constant tensors), read once per batch.

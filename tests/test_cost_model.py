@@ -1,4 +1,4 @@
-"""The cost model (hwsim/work.py, hwsim/cost.py), target pipelines in hwsim, and the estimate / compare CLIs."""
+"""The cost model (the work rows of hwsim/ops/, hwsim/cost.py), target pipelines in hwsim, and the estimate / compare CLIs."""
 
 import dataclasses
 import json

@@ -180,7 +180,7 @@ def spec_igelu(x, a):
 # ---- running one node three ways -----------------------------------------------------------------------------
 def build(op, x, y, attrs, mode="half_up"):
     """single_op_model (validated) around one op. ``q_max`` and ``norm_bits`` (docs/transformer-ops.md) are set on
-    the node after validation while the op table (quantize/ops.py) does not list them; where it does, the
+    the node after validation while the op registry (quantize/ops/<op>.py) does not list them; where it does, the
     references' defaults (q_max = n, norm_bits = 31) fill in what ``attrs`` leaves out."""
     schema = OPS[op].attrs
     known = {k: v for k, v in attrs.items() if k in schema}
