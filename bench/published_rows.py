@@ -130,10 +130,6 @@ T4_ROWS = (
 ROWS: tuple[PublishedRow, ...] = STM32H743_ROWS + PIXEL2_ROWS + T4_ROWS
 
 
-def rows_for(model: str | None = None, target: str | None = None) -> list[PublishedRow]:
-    return [r for r in ROWS if (model is None or r.model == model) and (target is None or r.target == target)]
-
-
 def main() -> int:
     hdr = f"{'model':22s} {'target':26s} {'batch':>5s} {'ms':>8s} {'SRAM kB':>7s}  column"
     print(hdr)

@@ -22,8 +22,7 @@ from intonly.quantize.data_checks import checked_batch
 from intonly.quantize.errors import ConfigError, DataError
 
 from .api import accuracy
-
-DEMOS = ("digits", "vit", "minilm")
+from .demos import DEMOS
 
 
 @dataclass

@@ -253,10 +253,6 @@ def minilm_files() -> dict[str, bytes]:
     return _minilm_files(str(minilm_zip_path()))
 
 
-def minilm_config() -> BertConfig:
-    return BertConfig.from_json(json.loads(minilm_files()["config.json"]))
-
-
 def load_minilm() -> SentenceEncoder:
     """all-MiniLM-L6-v2 as a :class:`SentenceEncoder` in eval mode, weights loaded with ``strict=True``."""
     from safetensors.torch import load as load_safetensors
