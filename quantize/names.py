@@ -13,6 +13,7 @@ DEFAULT_ROUNDING = "half_up"
 # Integer tensor dtypes, and the ones an activation may have (its ``bits`` <= 16 are stored in the narrowest).
 INT_DTYPES = ("int8", "int16", "int32")
 ACT_DTYPES = ("int8", "int16")
+WEIGHT_DTYPES = ("int8", "int16")  # weights and embedding tables: int8, or int16 above 8 bits
 DTYPE_RANGE = {"int8": (-128, 127), "int16": (-32768, 32767), "int32": (-2**31, 2**31 - 1)}
 
 # The op classes every target states a sustained throughput and an energy per operation for; hwsim's work rows

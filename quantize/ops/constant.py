@@ -1,5 +1,6 @@
 """constant: a stored integer tensor (a learned position table, a class token), copied to the output."""
 
+from ..names import INT_DTYPES
 from ._opdef import OpDef
 
 
@@ -9,4 +10,4 @@ def shape(attrs, in_shapes, params):
 
 OP = OpDef(name="constant", summary="a stored integer tensor",
            definition="docs/transformer-ops.md#embedding-constant-slice-mean_pool", n_inputs=0, attrs={},
-           params={"value": ("int8", "int16", "int32")}, shape=shape, copies_param="value")
+           params={"value": INT_DTYPES}, shape=shape, copies_param="value")

@@ -1,5 +1,6 @@
 """embedding: row ``ids[i]`` of the integer weight table for every id (a gather)."""
 
+from ..names import WEIGHT_DTYPES
 from ._opdef import OpDef
 from ._shapes import of_rank
 
@@ -12,4 +13,4 @@ def shape(attrs, in_shapes, params):
 
 OP = OpDef(name="embedding", summary="table lookup: one weight row per integer id",
            definition="docs/transformer-ops.md#embedding-constant-slice-mean_pool", n_inputs=1, attrs={},
-           params={"weight": ("int8", "int16")}, shape=shape, copies_param="weight")
+           params={"weight": WEIGHT_DTYPES}, shape=shape, copies_param="weight")
