@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from intonly.demos import DEMOS
 from intonly.quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES, QuantConfig
 from intonly.quantize.names import ROUNDING_MODES
-
-from intonly.demos import DEMOS
 
 CONFIG_OPTIONS = ("weight_bits", "act_bits", "observer", "rounding", "softmax", "gelu", "softmax_bits",
                   "residual_bits", "auto_bits")

@@ -21,13 +21,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from intonly.quantize.errors import ConfigError
-from intonly.quantize.ir import IntModel
-from intonly.targets import load_target
-
 from intonly.demos import DEMOS
 from intonly.display import text
 from intonly.output import check_out, default_out, output_folder
+from intonly.quantize.errors import ConfigError
+from intonly.quantize.ir import IntModel
+from intonly.targets import load_target
 
 from ._options import model_input
 
