@@ -344,13 +344,13 @@ def calib_inputs(name: str) -> np.ndarray:
 
 
 def fingerprint() -> str:
-    """sha256 over the sources that determine a cached IntModel (quantizer, model definitions) and torch's
-    version; a cache entry with another fingerprint is rebuilt."""
+    """sha256 over the sources that determine a cached IntModel (the quantizer with its op registry, the model
+    definitions) and torch's version; a cache entry with another fingerprint is rebuilt."""
     h = hashlib.sha256(torch.__version__.encode())
-    files = sorted((REPO / "quantize").glob("*.py")) + [REPO / "intonly" / "api.py", HERE / "zoo.py",
-                                                        HERE / "mobilenetv2.py"]
+    files = sorted((REPO / "quantize").rglob("*.py")) + [REPO / "intonly" / "api.py", HERE / "zoo.py",
+                                                         HERE / "mobilenetv2.py"]
     for f in files:
-        h.update(f.name.encode() + b"\0" + f.read_bytes())
+        h.update(f.relative_to(REPO).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 

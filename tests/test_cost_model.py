@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import single_op_model
 from intonly.hwsim.cost import estimate, layer_cost
@@ -15,7 +14,7 @@ from intonly import QuantConfig, build_and_run, compare_targets, quantize, simul
 from intonly.cli import main
 from intonly.demos import digits
 from intonly.quantize.errors import ConfigError
-from intonly.quantize.ir import IntModel, TensorInfo
+from intonly.quantize.ir import TensorInfo
 from intonly.quantize.memory import plan_model_arena
 from intonly.targets import list_targets, load_target
 from intonly.targets.spec import OP_CLASSES, MemoryLevel, Numerics, Sourced, Target, Toolchain

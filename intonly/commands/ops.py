@@ -15,13 +15,17 @@ from intonly.support import markdown, op_rows
 ORDER = 70
 
 
+FORMATS = {  # flag -> what it prints instead of the table
+    "--json": 'JSON: {"ops": [{"name", "definition", "hwsim", "c", "c_families", "tvm", "frontends", ...}]}',
+    "--markdown": "docs/ops.md",
+}
+
+
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("ops", help="the op support matrix: every IR op, its definition, executors and frontends")
     form = p.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true",
-                      help='print {"ops": [{"name", "definition", "hwsim", "c", "c_families", "tvm", "frontends", '
-                           '...}]}')
-    form.add_argument("--markdown", action="store_true", help="print docs/ops.md")
+    for flag, output in FORMATS.items():
+        form.add_argument(flag, action="store_true", help=f"print {output}")
     return p
 
 
