@@ -9,8 +9,9 @@ search path (built-in, ``$INTONLY_TARGET_PATH``, ``--target-dir``, ``intonly.tar
 
 from .loader import (TargetError, describe, list_targets, load_file, load_target, parse_clock, parse_document,
                      search_dirs, to_document)
-from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDING_MODES, SATURATIONS, MemoryLevel, Numerics, Sourced, Target,
-                   Toolchain)
+from intonly.quantize.names import OP_CLASSES, ROUNDING_MODES
+
+from .spec import HOLDS, KINDS, SATURATIONS, MemoryLevel, Numerics, Sourced, Target, Toolchain
 
 __all__ = ["load_target", "list_targets", "load_file", "parse_clock", "parse_document", "to_document", "describe",
            "search_dirs", "TargetError", "Target", "Numerics", "MemoryLevel", "Toolchain", "Sourced", "OP_CLASSES",

@@ -45,9 +45,10 @@ from pathlib import Path
 
 from intonly.quantize.bounded_read import file_kind
 from intonly.quantize.errors import IntonlyError
+from intonly.quantize.names import OP_CLASSES, ROUNDING_MODES
 
-from .spec import (HOLDS, KINDS, OP_CLASSES, ROUNDING_MODES, SATURATIONS, VALUE_MAX, VALUE_MIN, MemoryLevel, Numerics,
-                   Sourced, Target, Toolchain)
+from .spec import (HOLDS, KINDS, SATURATIONS, VALUE_MAX, VALUE_MIN, MemoryLevel, Numerics, Sourced, Target,
+                   Toolchain)
 
 SCHEMA_VERSION = 1
 BUILTIN_DIR = Path(__file__).parent / "specs"

@@ -16,8 +16,6 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from intonly.quantize.names import OP_CLASSES, ROUNDING_MODES  # noqa: F401  (re-exported by intonly.targets)
-
 KINDS = ("mcu", "dsp", "cpu", "gpu")
 SATURATIONS = ("clamp",)  # requantized outputs saturate to the output type's range; nothing wraps
 HOLDS = ("weights", "activations")
@@ -37,7 +35,7 @@ class Sourced:
 
 @dataclass(frozen=True)
 class Numerics:
-    rounding: str            # requant rounding mode, one of ROUNDING_MODES (quantize/names.py)
+    rounding: str            # requant rounding mode, one of quantize.names.ROUNDING_MODES
     accumulator_bits: int    # width of the MAC accumulator the target's kernels use
     saturation: str          # one of SATURATIONS
     source: str
@@ -73,10 +71,10 @@ class Target:
     kind: str                                  # one of KINDS
     clock_mhz: Sourced
     numerics: Numerics
-    throughput: dict[str, Sourced]             # ops per cycle for each of OP_CLASSES
+    throughput: dict[str, Sourced]             # ops per cycle for each of quantize.names.OP_CLASSES
     layer_overhead_cycles: Sourced             # fixed cost per layer (call, loop setup, kernel launch)
     memory: tuple[MemoryLevel, ...]            # fastest first
-    pj_per_op: dict[str, Sourced]              # energy per operation for each of OP_CLASSES
+    pj_per_op: dict[str, Sourced]              # energy per operation for each op class
     static_mw: Sourced                         # static (leakage + always-on) power while the model runs
     toolchain: Toolchain
     file: Path | None = None                   # where it was loaded from
