@@ -25,10 +25,9 @@ from intonly.quantize.memory import ArenaPlan, plan_model_arena
 
 from .c_names import c_comment, c_identifier, c_string_literal
 from .calls import C_TYPES, KernelCall, node_calls
-from .families import get_family
+from .families import TEMPLATES, get_family
 from .toolchain import HOST_CFLAGS
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
 PROJECT = "project"  # templates/project/: the project files around the kernels (not a family)
 
 
