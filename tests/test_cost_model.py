@@ -17,7 +17,8 @@ from intonly.quantize.errors import ConfigError
 from intonly.quantize.ir import TensorInfo
 from intonly.quantize.memory import plan_model_arena
 from intonly.targets import list_targets, load_target
-from intonly.targets.spec import OP_CLASSES, MemoryLevel, Numerics, Sourced, Target, Toolchain
+from intonly.quantize.names import OP_CLASSES
+from intonly.targets.spec import MemoryLevel, Numerics, Sourced, Target, Toolchain
 
 
 def S(v):
