@@ -149,7 +149,9 @@ def markdown(rows: list[dict]) -> str:
     lines += ["## Adding an op", "",
               "One file per package, plus its test; nothing else to edit:", "",
               "1. `quantize/ops/<op>.py`: `OP = OpDef(...)`, its attributes with their ranges, shape rule, MACs, "
-              "overflow bounds, elementwise fact and the link to its definition (write the definition in the docs).",
+              "overflow bounds and elementwise fact; its exact definition (every rounding, shift, clamp and width) is the "
+              "module docstring, shown in this page, and `definition` links here (`docs/ops.md#<op>`) or to a longer "
+              "section of the docs.",
               "2. `hwsim/ops/<op>.py`: `run(model, node, inputs, ctx)`, the bit-accurate kernel, and `work(model, "
               "node)`, its operations per sample by op class for the cost model.",
               "3. `codegen/c/ops/<op>.py`: `calls(model, node)`, and its kernel template "
