@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
+from .rewrite import PaddedConv2d, functional_convs, merge_zero_pads
 
 MODULE_KINDS = {
-    nn.Conv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
+    nn.Conv2d: "conv", PaddedConv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
     nn.GELU: "gelu",
@@ -102,7 +103,9 @@ class LeafTracer(fx.Tracer):
 
 
 def capture(model: nn.Module) -> fx.GraphModule:
-    """Trace ``model`` (a copy, in eval mode) with torch.fx and fold Conv2d+BatchNorm2d / Linear+BatchNorm1d."""
+    """Trace ``model`` (a copy, in eval mode) with torch.fx, turn functional convolutions into modules, fold
+    Conv2d+BatchNorm2d / Linear+BatchNorm1d, and merge zero paddings into the convolutions that read them
+    (quantize/rewrite.py)."""
     model = copy.deepcopy(model).eval()
     tracer = LeafTracer()
     tracer.record_stack_traces = True  # so unsupported ops can be reported with their source line
@@ -111,7 +114,10 @@ def capture(model: nn.Module) -> fx.GraphModule:
     except Exception as exc:  # torch.fx raises many types for data-dependent control flow
         raise CaptureError(f"torch.fx cannot capture {type(model).__name__} as a static graph: "
                            f"{type(exc).__name__}: {exc}") from None
-    return fuse(gm, no_trace=True)
+    functional_convs(gm)
+    gm = fuse(gm, no_trace=True)
+    merge_zero_pads(gm)
+    return gm
 
 
 def check_supported(gm: fx.GraphModule) -> None:

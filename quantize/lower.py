@@ -1,7 +1,10 @@
 """Post-training quantization: captured float graph + calibration statistics -> IntModel.
 
 Weights: per-output-channel symmetric, ``s_w[c] = max|W_c| / (2^(k-1)-1)``, ``q = clamp(rint(W/s_w))``
-(rint = round half to even). Bias: int32 ``rint(b / (s_in*s_w[c]))`` (an out-of-range bias is an error).
+(rint = round half to even). Bias: int32 ``rint(b / (s_in*s_w[c]))``, at most ``BIAS_LIMIT`` = 2^30 in magnitude:
+a channel whose bias would exceed it gets ``s_w[c] = |b| / (s_in * 2^30)`` instead (its weights are at least
+2^30 / 127 times smaller than ``b / s_in``, a channel BatchNorm folding left "dead"; its output stays exact to
+the bias' rounding, its weights become coarser or 0).
 Activations: per tensor, range from the configured observer, qparams from
 :func:`quantize.observers.choose_qparams`. Requant multipliers: ``s_in*s_w[c]/s_out`` via
 :func:`quantize.dyadic.quantize_multiplier`. ReLU / ReLU6 / Hardtanh that directly follow a conv,
@@ -28,10 +31,12 @@ from .bounds import weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
+from .rewrite import PaddedConv2d
 from .widths import choose_widths
 from .weights import quantize_weight
 
 HWC_FROM_CHW = [1, 2, 0]
+BIAS_LIMIT = 2**30  # |int32 bias| at most this: the weights' share of the accumulator keeps the other 2^30
 CHW_FROM_HWC = [2, 0, 1]
 
 
@@ -160,20 +165,24 @@ class _Lowering(TransformerRules):
         w = (mod.weight if weight is None else weight).detach().double().numpy()
         b = mod.bias if bias is None and mod is not None else bias
         bias = b.detach().double().numpy() if b is not None else np.zeros(w.shape[0])
-        qw, s_w = quantize_weight(w, self.cfg.weight_bits)
+        # A channel whose bias would exceed BIAS_LIMIT at s_in * s_w (a "dead" channel after BatchNorm folding:
+        # weights ~1e-9 beside a bias of ~1) gets the weight scale that holds its bias instead.
+        qw, s_w = quantize_weight(w, self.cfg.weight_bits, min_scale=np.abs(bias) / (f64(x.scale) * BIAS_LIMIT))
         if op == "conv2d":
             qw = np.ascontiguousarray(qw.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         s_acc = f64(x.scale) * s_w.astype(np.float64)
-        qb = np.rint(bias / s_acc)
-        if np.abs(qb).max(initial=0) > 2**31 - 1:
-            raise QuantizationError(f"{path}: bias does not fit int32 at scale s_in*s_w")
+        qb = np.rint(bias / s_acc)   # |qb| <= 2^30 up to the float32 rounding of s_w
+        if not np.all(np.abs(qb) <= 2**31 - 1):      # NaN or infinite weights or bias
+            raise QuantizationError(f"{path}: bias or weights are not finite numbers")
         mult, shift = quantize_multipliers(s_acc / f64(out.scale), path)
         act_min, act_max = self.clamp_bounds(out, bounds)
         attrs = {"input_zp": x.zero_point, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max}
         if op == "conv2d":
             kh, kw = qw.shape[1:3]
             dil = _pair(mod.dilation)
-            if isinstance(mod.padding, str):
+            if isinstance(mod, PaddedConv2d):
+                pads = list(mod.pads)
+            elif isinstance(mod.padding, str):
                 pads = [0, 0, 0, 0] if mod.padding == "valid" else self.same_padding(kh, kw, dil)
             else:
                 ph, pw = _pair(mod.padding)

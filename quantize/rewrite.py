@@ -1,0 +1,139 @@
+"""Graph rewrites at capture, before BatchNorm folding and the support check: the forms real model code takes
+turned into the module forms the lowering knows, with the float function unchanged.
+
+* :func:`functional_convs`: ``F.conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)`` on
+  parameters (how TF-style "same padding" convolutions and other Conv2d subclasses with their own ``forward`` are
+  written) becomes a call of an ``nn.Conv2d`` holding those parameters, so a following BatchNorm folds into it.
+* :func:`merge_zero_pads`: a zero padding (``nn.ZeroPad2d``, ``nn.ConstantPad2d`` with value 0, ``F.pad`` with
+  mode "constant" and value 0) whose only reader is a convolution becomes part of that convolution's padding,
+  asymmetric where it is (:class:`PaddedConv2d`), which the IR's conv2d states as (top, left, bottom, right).
+  The IR pads a convolution with the input zero point, the integer for real 0, so this is exact.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONV2D_FUNCTIONS = (F.conv2d, torch.conv2d)
+CONV2D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
+CONV2D_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+
+
+class PaddedConv2d(nn.Conv2d):
+    """An ``nn.Conv2d`` after a zero padding that is not the same on both sides of an axis (TF's "SAME" padding
+    of a strided convolution). ``pads`` = (top, left, bottom, right) in total; ``forward`` pads and convolves
+    exactly as the two did."""
+
+    def __init__(self, conv: nn.Conv2d, pads: tuple[int, int, int, int]):
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, 0, conv.dilation,
+                         conv.groups, conv.bias is not None)
+        self.weight, self.bias = conv.weight, conv.bias
+        self.pads = tuple(int(p) for p in pads)
+
+    def forward(self, x):
+        top, left, bottom, right = self.pads
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride, 0, self.dilation,
+                        self.groups)
+
+
+def _arguments(node: fx.Node) -> dict:
+    values = dict(CONV2D_DEFAULTS)
+    values.update(zip(CONV2D_ARGS, node.args))
+    values.update(node.kwargs)
+    return values
+
+
+def _parameter(gm: fx.GraphModule, node) -> nn.Parameter | None:
+    if isinstance(node, fx.Node) and node.op == "get_attr":
+        value = gm.get_submodule(node.target.rpartition(".")[0]) if "." in node.target else gm
+        value = getattr(value, node.target.rpartition(".")[2])
+        return value if isinstance(value, torch.Tensor) else None
+    return None
+
+
+def functional_convs(gm: fx.GraphModule) -> None:
+    """Every ``F.conv2d`` / ``torch.conv2d`` of a parameter weight (and a parameter bias or none) with constant
+    stride, padding, dilation and groups becomes a call of an ``nn.Conv2d`` holding them. It takes the place of
+    the module whose ``weight`` it is (a Conv2d subclass with its own ``forward``), keeping that module's other
+    children and parameters reachable under the same path, so the layer keeps the name the user knows; a weight
+    with another name gives a conv named after the call."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_function" or node.target not in CONV2D_FUNCTIONS:
+            continue
+        a = _arguments(node)
+        weight, bias = _parameter(gm, a["weight"]), _parameter(gm, a["bias"])
+        settings = (a["stride"], a["padding"], a["dilation"], a["groups"])
+        if (weight is None or weight.dim() != 4 or (a["bias"] is not None and bias is None)
+                or any(isinstance(s, fx.Node) for s in settings)):
+            continue
+        conv = nn.Conv2d(weight.shape[1] * a["groups"], weight.shape[0], tuple(weight.shape[2:]), a["stride"],
+                         a["padding"], a["dilation"], a["groups"], bias is not None)
+        conv.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight, requires_grad=False)
+        if bias is not None:
+            conv.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
+        owner_path, _, attr = a["weight"].target.rpartition(".")
+        if owner_path and attr == "weight":   # the module of the user's code that holds the conv's weight
+            owner = gm.get_submodule(owner_path)
+            for child_name, child in owner.named_children():
+                conv.add_module(child_name, child)
+            for name, value in [*owner.named_parameters(recurse=False), *owner.named_buffers(recurse=False)]:
+                if name not in ("weight", "bias"):
+                    setattr(conv, name, value)
+            path = owner_path
+        else:
+            path = node.name
+        gm.add_submodule(path, conv.eval())
+        with gm.graph.inserting_before(node):
+            call = gm.graph.call_module(path, (a["input"],))
+        call.meta = dict(node.meta)
+        node.replace_all_uses_with(call)
+        gm.graph.erase_node(node)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+
+
+def _zero_pad(gm: fx.GraphModule, node) -> tuple[int, int, int, int] | None:
+    """(left, right, top, bottom) of a 2-D zero padding node with non-negative sizes, else None."""
+    if not isinstance(node, fx.Node):
+        return None
+    if node.op == "call_module":
+        mod = gm.get_submodule(node.target)
+        if type(mod) in (nn.ZeroPad2d, nn.ConstantPad2d) and float(getattr(mod, "value", 0.0)) == 0.0:
+            pads = tuple(mod.padding)
+            return pads if len(pads) == 4 and min(pads) >= 0 else None
+    if node.op == "call_function" and node.target is F.pad:
+        args = dict(zip(("input", "pad", "mode", "value"), node.args), **node.kwargs)
+        pads = args.get("pad")
+        if (args.get("mode", "constant") == "constant" and (args.get("value") or 0.0) == 0.0 and
+                isinstance(pads, (tuple, list)) and len(pads) == 4 and all(isinstance(p, int) and p >= 0 for p in pads)):
+            return tuple(pads)
+    return None
+
+
+def merge_zero_pads(gm: fx.GraphModule) -> None:
+    """A zero padding read only by an ``nn.Conv2d`` (numeric padding, zeros mode) becomes part of its padding:
+    symmetric totals stay an ``nn.Conv2d``, others become a :class:`PaddedConv2d`."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or type(gm.get_submodule(node.target)) is not nn.Conv2d or not node.args:
+            continue
+        conv, pad_node = gm.get_submodule(node.target), node.args[0]
+        pads = _zero_pad(gm, pad_node)
+        if pads is None or len(pad_node.users) != 1 or isinstance(conv.padding, str) or conv.padding_mode != "zeros":
+            continue
+        left, right, top, bottom = pads
+        ph, pw = conv.padding
+        total = (top + ph, left + pw, bottom + ph, right + pw)
+        if total[0] == total[2] and total[1] == total[3]:
+            conv.padding = (total[0], total[1])
+        else:
+            gm.add_submodule(node.target, PaddedConv2d(conv, total).eval())
+        node.args = (pad_node.args[0],) + tuple(node.args[1:])
+        gm.graph.erase_node(pad_node)
+        if pad_node.op == "call_module":
+            gm.delete_submodule(pad_node.target)   # it may live inside a module still in use (the conv itself)
+    gm.graph.eliminate_dead_code()
+    gm.delete_all_unused_submodules()   # the merged paddings, the folded BatchNorms
+    gm.recompile()

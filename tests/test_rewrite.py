@@ -1,0 +1,144 @@
+"""Capture rewrites (quantize/rewrite.py): functional convolutions on parameters become modules that BatchNorm folds
+into, and zero paddings merge into the convolution after them, asymmetric ones included, exactly; a channel that
+BatchNorm folding left "dead" keeps its bias. Models are written the way their authors write them (TF-style "same"
+padding as in EfficientNet-Lite's PyTorch port, keyword spotting's ZeroPad2d before a strided stem)."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from intonly import build_and_run, quantize, simulate
+from intonly.quantize.capture import capture, check_supported
+from intonly.quantize.errors import UnsupportedOpError
+from intonly.quantize.rewrite import PaddedConv2d
+
+
+class Conv2dStaticSamePadding(nn.Conv2d):
+    """TF "SAME" padding computed for a fixed image size, as efficientnet_lite_pytorch.utils writes it."""
+
+    def __init__(self, cin, cout, k, stride=1, groups=1, bias=False, image_size=16):
+        super().__init__(cin, cout, k, stride, groups=groups, bias=bias)
+        pad = max((-(-image_size // stride) - 1) * stride + k - image_size, 0)
+        self.static_padding = nn.ZeroPad2d((pad // 2, pad - pad // 2, pad // 2, pad - pad // 2))
+
+    def forward(self, x):
+        return F.conv2d(self.static_padding(x), self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
+
+
+class SameBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = Conv2dStaticSamePadding(3, 8, 3, stride=2)
+        self.bn0 = nn.BatchNorm2d(8)
+        self.dw = Conv2dStaticSamePadding(8, 8, 3, groups=8, image_size=8)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.head = nn.Linear(8 * 8 * 8, 5)
+
+    def forward(self, x):
+        x = F.relu6(self.bn0(self.stem(x)))
+        x = F.relu6(self.bn1(self.dw(x)))
+        return self.head(torch.flatten(x, 1))
+
+
+class KeywordSpotting(nn.Module):
+    """A DS-CNN stem with TF's asymmetric "SAME" padding of a 10x4 stride-2 conv written as a ZeroPad2d."""
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((1, 1, 4, 5))
+        self.conv = nn.Conv2d(1, 8, (10, 4), stride=2)
+        self.bn = nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(8, 12)
+
+    def forward(self, x):
+        x = torch.relu(self.bn(self.conv(self.pad(x))))
+        x = torch.relu(self.dw(F.pad(x, (0, 0, 0, 0))))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _trained_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Non-trivial BatchNorm statistics and affine parameters, as a trained network has."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5, generator=g)
+            m.running_var.uniform_(0.5, 2.0, generator=g)
+            m.weight.data.uniform_(0.5, 1.5, generator=g)
+            m.bias.data.uniform_(-0.2, 0.2, generator=g)
+    return model.eval()
+
+
+def test_functional_same_padding_convs_become_folded_modules_with_the_same_output():
+    torch.manual_seed(0)
+    net = _trained_bn(SameBlock())
+    gm = capture(net)
+    check_supported(gm)   # no F.conv2d, ZeroPad2d or unfolded BatchNorm left
+    modules = dict(gm.named_modules())
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.ZeroPad2d)) for m in modules.values())
+    assert type(modules["stem"]) is PaddedConv2d and modules["stem"].pads == (0, 0, 1, 1)  # stride 2: pad after
+    assert type(modules["dw"]) is nn.Conv2d and modules["dw"].padding == (1, 1)            # symmetric: plain conv
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), net(x), rtol=1e-5, atol=1e-5)
+
+
+def test_keyword_spotting_stem_with_an_asymmetric_zero_pad_quantizes_and_the_c_is_bit_exact(gcc, tmp_path):
+    torch.manual_seed(1)
+    net = _trained_bn(KeywordSpotting())
+    x = np.random.default_rng(1).normal(size=(64, 1, 49, 10)).astype(np.float32)
+    model = quantize(net, x)
+    conv = next(n for n in model.nodes if n.name == "conv")
+    assert conv.attrs["padding"] == [4, 1, 5, 1] and conv.attrs["stride"] == [2, 2]   # top, left, bottom, right
+    assert [n.op for n in model.nodes].count("conv2d") == 2
+    sim = simulate(model, x)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy()
+    assert np.abs(sim.outputs[0] - ref).max() < 0.05 * np.abs(ref).max()
+    _, (c_out,) = build_and_run(model, tmp_path / "c", sim.int_inputs)
+    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
+
+
+def test_a_zero_pad_with_another_reader_is_not_merged_and_is_reported():
+    class TwoReaders(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.pad, self.conv = nn.ZeroPad2d(1), nn.Conv2d(1, 2, 3)
+
+        def forward(self, x):
+            p = self.pad(x)
+            return self.conv(p).sum() + p.sum()
+
+    with pytest.raises(UnsupportedOpError, match=r"pad: torch\.nn\.modules\.padding\.ZeroPad2d"):
+        check_supported(capture(TwoReaders()))
+
+
+def test_a_channel_that_batchnorm_folding_left_dead_keeps_its_bias(gcc, tmp_path):
+    """Channel 0's folded weights are ~1e-9 beside a bias of -1.19: the weight scale that holds the bias is used
+    (docs/numerics.md, Quantization) instead of failing, and the channel's output is the bias."""
+    torch.manual_seed(2)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU6(),
+                        nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    net[1].running_var.fill_(1.0)
+    net[1].weight.data[0] = 1e-9
+    net[1].bias.data[0] = -1.19
+    net[1].running_mean.zero_()
+    net[1].bias.data[1:] = 0.1
+    net.eval()
+    x = np.random.default_rng(2).normal(size=(32, 3, 6, 6)).astype(np.float32)
+    model = quantize(net, x)
+    conv = model.nodes[1]
+    assert abs(int(model.param(conv, "bias")[0])) <= 2**30 and not model.param(conv, "weight")[0].any()
+    sim = simulate(model, x, keep_values=True)
+    with torch.no_grad():
+        ref = net[:2](torch.from_numpy(x)).numpy()
+    out = model.tensors[conv.outputs[0]]
+    dead = sim.values[conv.outputs[0]][..., 0].astype(np.float64)   # HWC: channel 0, clamped by ReLU6 to 0
+    np.testing.assert_array_equal(dead, out.zero_point)                # -1.19 -> ReLU6 -> exactly 0
+    assert np.all(ref[:, 0] < -1.18)
+    _, (c_out,) = build_and_run(model, tmp_path / "c", sim.int_inputs)
+    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
