@@ -100,7 +100,7 @@ def _checked_input(model: IntModel, i: int, tensor: str, a, quantized: bool, xs:
 
 
 def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True, quantized: bool = False,
-             keep_values: bool = False, target: Target | None = None) -> SimResult:
+             keep_values: bool = False, target: Target | None = None, batch_size: int | None = None) -> SimResult:
     """Execute ``model`` on a batch ``x`` (float, in the graph input's layout, batch first).
 
     ``rounding`` overrides the model's requant rounding mode; ``target`` runs it as that target's integer
@@ -108,6 +108,9 @@ def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True,
     most one of them.
     ``fast=False`` uses the scalar reference kernels only. ``quantized=True`` means ``x`` is already
     the integer output of the input ``quantize`` node (what generated C receives).
+    ``batch_size``: run at most that many samples at a time (bounds memory; the results are the same, since every
+    kernel treats samples independently: outputs and values concatenated, trace counts summed). A tensor is
+    freed after its last reader unless ``keep_values``.
     """
     if target is not None:
         if rounding is not None:
@@ -124,6 +127,12 @@ def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True,
     quant_nodes = [n for n in nodes if n.op == "quantize"]
     tensors = [n.outputs[0] for n in quant_nodes] if quantized else model.inputs
     xs = [_checked_input(model, i, t, a, quantized, xs) for i, (t, a) in enumerate(zip(tensors, xs))]
+    if batch_size is not None:
+        if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1):
+            raise ConfigError(f"batch_size={batch_size!r}: must be a positive integer")
+        if len(xs[0]) > batch_size:
+            return _merged([simulate(model, [a[i:i + batch_size] for a in xs], mode_name, fast, quantized, keep_values)
+                            for i in range(0, len(xs[0]), batch_size)])
     if quantized:
         for n, arr in zip(quant_nodes, xs):
             values[n.outputs[0]] = np.ascontiguousarray(arr, dtype=model.tensors[n.outputs[0]].dtype)
@@ -132,15 +141,36 @@ def simulate(model: IntModel, x, rounding: str | None = None, fast: bool = True,
         values.update(zip(model.inputs, xs))
     batch = len(xs[0])
     trace = []
+    quant_outs = [n.outputs[0] for n in model.nodes if n.op == "quantize"]
+    deq_ins = [n.inputs[0] for n in model.nodes if n.op == "dequantize"]
+    kept = set(model.outputs) | set(quant_outs) | set(deq_ins)
+    last_reader = {t: i for i, node in enumerate(nodes) for t in node.inputs}
     # BLAS stays single-threaded: the fast GEMM paths run one block per Numba thread instead of nesting pools.
     with _THREADPOOLS.limit(limits=1, user_api="blas"):
-        for node in nodes:
+        for i, node in enumerate(nodes):
             record = LayerTrace(node.name, node.op, node.outputs[0], macs=model.node_macs(node) * batch)
             ctx = OpContext(ROUNDING_IDS[mode_name], fast, record, batch)
             values[node.outputs[0]] = _kernel(node.op)(model, node, [values[t] for t in node.inputs], ctx)
             trace.append(record)
-    quant_outs = [n.outputs[0] for n in model.nodes if n.op == "quantize"]
-    deq_ins = [n.inputs[0] for n in model.nodes if n.op == "dequantize"]
+            if not keep_values:
+                for t in set(node.inputs):
+                    if last_reader[t] == i and t not in kept:
+                        del values[t]
     return SimResult(outputs=[values[t] for t in model.outputs], int_inputs=[values[t] for t in quant_outs],
                      int_outputs=[values[t] for t in deq_ins], trace=trace,
                      values=values if keep_values else {})
+
+
+def _merged(parts: list[SimResult]) -> SimResult:
+    """One result of consecutive batches: arrays concatenated along the batch, trace counts summed."""
+    def joined(arrays):
+        return [np.concatenate(group) for group in zip(*arrays)]
+
+    trace = [LayerTrace(t.node, t.op, t.output, *(sum(getattr(p.trace[i], f) for p in parts) for f in _COUNTS))
+             for i, t in enumerate(parts[0].trace)]
+    values = {k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values}
+    return SimResult(joined(p.outputs for p in parts), joined(p.int_inputs for p in parts),
+                     joined(p.int_outputs for p in parts), trace, values)
+
+
+_COUNTS = ("macs", "requants", "divides", "clamp_events", "overflows")

