@@ -9,28 +9,18 @@ that the file is current).
 
 from __future__ import annotations
 
-import _operator
 import importlib
 import inspect
 
 from intonly.codegen.c import ops as c_ops
 from intonly.codegen.c.families import specialising_families
 from intonly.hwsim import ops as hwsim_ops
-from intonly.quantize.capture import FUNCTION_KINDS, LEAF_KINDS, LOWERS_TO, METHOD_KINDS, MODULE_KINDS
 from intonly.quantize import ops as ops_package
+from intonly.quantize.capture import FUNCTION_KINDS, LEAF_KINDS, LOWERS_TO, METHOD_KINDS, MODULE_KINDS, public_name
 from intonly.quantize.ops import EXECUTORS, INT32_RANGE, MAX_RANK, OPS, Attr
+from intonly.quantize.rewrite import FRONTENDS as REWRITE_FRONTENDS
 
 GRAPH_EDGES = {"placeholder": "a graph input", "output": "a graph output"}
-
-
-def _callable_name(fn) -> str:
-    """How a user writes ``fn``: ``operator.add``, ``torch.add`` (not its C binding's class),
-    ``torch.nn.functional.relu``."""
-    if fn.__module__ == _operator.__name__:
-        return f"operator.{fn.__name__}"
-    if getattr(fn, "__qualname__", "").startswith("_VariableFunctionsClass."):
-        return f"torch.{fn.__name__}"
-    return f"{fn.__module__}.{fn.__qualname__}"
 
 
 def _leaf_classes() -> dict[str, list[str]]:
@@ -50,10 +40,12 @@ def pytorch_frontends() -> dict[str, list[str]]:
     graph inputs and outputs), each as ``pytorch:<name>``."""
     callers: dict[str, list[str]] = {kind: [text] for kind, text in GRAPH_EDGES.items()}
     for cls, kind in MODULE_KINDS.items():   # torch.nn.modules.conv.Conv2d is torch.nn.Conv2d to users
+        if cls.__module__.startswith("intonly.quantize."):
+            continue                           # made by the capture rewrites, listed by what they accept
         module = "torch.nn" if cls.__module__.startswith("torch.nn.modules.") else cls.__module__
         callers.setdefault(kind, []).append(f"{module}.{cls.__qualname__}")
     for fn, kind in FUNCTION_KINDS.items():
-        callers.setdefault(kind, []).append(_callable_name(fn))
+        callers.setdefault(kind, []).append(public_name(fn))
     for method, kind in METHOD_KINDS.items():
         callers.setdefault(kind, []).append(f"Tensor.{method}")
     for kind, classes in _leaf_classes().items():
@@ -62,6 +54,8 @@ def pytorch_frontends() -> dict[str, list[str]]:
     for kind, ops in LOWERS_TO.items():
         for op in ops:
             frontends.setdefault(op, []).extend(f"pytorch:{c}" for c in callers.get(kind, []))
+    for op, names in REWRITE_FRONTENDS.items():
+        frontends.setdefault(op, []).extend(f"pytorch:{name}" for name in names)
     return {op: sorted(set(names)) for op, names in frontends.items()}
 
 

@@ -59,6 +59,18 @@ LOWERS_TO = {
 }
 
 
+def public_name(fn) -> str:
+    """How a user writes the function ``fn``: ``operator.add``, ``torch.conv2d`` (not its C binding's
+    ``torch._VariableFunctionsClass.conv2d``), ``torch.nn.functional.relu``."""
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or str(fn)
+    module = getattr(fn, "__module__", None)
+    if module == operator.__name__ or module == "_operator":
+        return f"operator.{fn.__name__}"
+    if name.startswith("_VariableFunctionsClass.") or (module is None and hasattr(torch, name)):
+        return f"torch.{name.rpartition('.')[2]}"
+    return f"{module}.{name}" if module else name
+
+
 def _where(node: fx.Node) -> str:
     frames = [f for f in re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
               if "/torch/" not in f[0]]
@@ -86,8 +98,7 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
             return None, f"{type(mod).__name__} not directly after a Conv2d/Linear (cannot be folded)"
         return kind, f"{type(mod).__module__}.{type(mod).__name__}"
     if node.op == "call_function":
-        name = getattr(node.target, "__qualname__", str(node.target))
-        return FUNCTION_KINDS.get(node.target), f"function {getattr(node.target, '__module__', '')}.{name}"
+        return FUNCTION_KINDS.get(node.target), f"function {public_name(node.target)}"
     if node.op == "call_method":
         return METHOD_KINDS.get(node.target), f"method Tensor.{node.target}"
     if node.op == "get_attr":

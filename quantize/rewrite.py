@@ -18,6 +18,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 CONV2D_FUNCTIONS = (F.conv2d, torch.conv2d)
+# What the rewrites let a model call, by the IR op it ends in (the PyTorch column of `intonly ops`).
+FRONTENDS = {"conv2d": ("torch.conv2d", "torch.nn.functional.conv2d", "torch.nn.ZeroPad2d (merged into the conv)",
+                        "torch.nn.ConstantPad2d (value 0, merged)", "torch.nn.functional.pad (constant 0, merged)")}
 CONV2D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 CONV2D_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 

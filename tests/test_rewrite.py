@@ -142,3 +142,13 @@ def test_a_channel_that_batchnorm_folding_left_dead_keeps_its_bias(gcc, tmp_path
     assert np.all(ref[:, 0] < -1.18)
     _, (c_out,) = build_and_run(model, tmp_path / "c", sim.int_inputs)
     np.testing.assert_array_equal(c_out, sim.int_outputs[0])
+
+
+def test_an_unsupported_function_is_named_as_users_write_it():
+    class Functional(nn.Module):
+        def forward(self, x):
+            return torch.conv2d(x, x[:, :1].mean(0, keepdim=True).repeat(2, 1, 1, 1)[..., :3, :3])
+
+    with pytest.raises(UnsupportedOpError) as info:
+        check_supported(capture(Functional()))
+    assert "function torch.conv2d at " in str(info.value) and "_VariableFunctionsClass" not in str(info.value)
