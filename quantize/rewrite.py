@@ -61,8 +61,10 @@ def functional_convs(gm: fx.GraphModule) -> None:
     """Every ``F.conv2d`` / ``torch.conv2d`` of a parameter weight (and a parameter bias or none) with constant
     stride, padding, dilation and groups becomes a call of an ``nn.Conv2d`` holding them. It takes the place of
     the module whose ``weight`` it is (a Conv2d subclass with its own ``forward``), keeping that module's other
-    children and parameters reachable under the same path, so the layer keeps the name the user knows; a weight
-    with another name gives a conv named after the call."""
+    children and parameters reachable under the same path, so the layer keeps the name the user knows. A weight
+    with another name, of a module the graph also calls, or shared with an earlier call gives a conv named after
+    the call."""
+    called = {n.target for n in gm.graph.nodes if n.op == "call_module"}
     for node in list(gm.graph.nodes):
         if node.op != "call_function" or node.target not in CONV2D_FUNCTIONS:
             continue
@@ -78,7 +80,8 @@ def functional_convs(gm: fx.GraphModule) -> None:
         if bias is not None:
             conv.bias = bias if isinstance(bias, nn.Parameter) else nn.Parameter(bias, requires_grad=False)
         owner_path, _, attr = a["weight"].target.rpartition(".")
-        if owner_path and attr == "weight":   # the module of the user's code that holds the conv's weight
+        if owner_path and attr == "weight" and owner_path not in called:   # the module holding the conv's weight,
+            # not called as a module itself, nor taken over by another call sharing the weight
             owner = gm.get_submodule(owner_path)
             for child_name, child in owner.named_children():
                 conv.add_module(child_name, child)
@@ -88,6 +91,7 @@ def functional_convs(gm: fx.GraphModule) -> None:
             path = owner_path
         else:
             path = node.name
+        called.add(path)
         gm.add_submodule(path, conv.eval())
         with gm.graph.inserting_before(node):
             call = gm.graph.call_module(path, (a["input"],))

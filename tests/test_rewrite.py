@@ -152,3 +152,24 @@ def test_an_unsupported_function_is_named_as_users_write_it():
     with pytest.raises(UnsupportedOpError) as info:
         check_supported(capture(Functional()))
     assert "function torch.conv2d at " in str(info.value) and "_VariableFunctionsClass" not in str(info.value)
+
+
+def test_a_weight_shared_by_two_functional_convs_keeps_both_strides():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = nn.Module()
+            self.block.weight = nn.Parameter(torch.randn(4, 2, 3, 3))
+
+        def forward(self, x):
+            w = self.block.weight
+            return F.conv2d(x, w, stride=1).mean((2, 3)) + F.conv2d(x, w, stride=2).mean((2, 3))
+
+    torch.manual_seed(3)
+    net = Shared().eval()
+    gm = capture(net)
+    convs = {name: m.stride for name, m in gm.named_modules() if isinstance(m, nn.Conv2d)}
+    assert sorted(convs.values()) == [(1, 1), (2, 2)] and len(convs) == 2 and "block" in convs
+    x = torch.randn(2, 2, 9, 9)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), net(x))
