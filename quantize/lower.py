@@ -1,7 +1,8 @@
 """Post-training quantization: captured float graph + calibration statistics -> IntModel.
 
 Weights: per-output-channel symmetric, ``s_w[c] = max|W_c| / (2^(k-1)-1)``, ``q = clamp(rint(W/s_w))``
-(rint = round half to even). Bias: int32 ``rint(b / (s_in*s_w[c]))``, at most ``BIAS_LIMIT`` = 2^30 in magnitude:
+(rint = round half to even). With ``bias_correction`` (default) the float bias of every Conv2d/Linear first absorbs
+the mean output error of its rounded weights on the calibration data (quantize/bias_correction.py). Bias: int32 ``rint(b / (s_in*s_w[c]))``, at most ``BIAS_LIMIT`` = 2^30 in magnitude:
 a channel whose bias would exceed it gets ``s_w[c] = |b| / (s_in * 2^30)`` instead (its weights are at least
 2^30 / 127 times smaller than ``b / s_in``, a channel BatchNorm folding left "dead"; its output stays exact to
 the bias' rounding, its weights become coarser or 0).
@@ -27,11 +28,11 @@ from .config import QuantConfig
 from .data_checks import checked_batch
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from .errors import DataError, IntonlyError, QuantizationError, UnsupportedOpError
+from .bias_correction import InputMeans, conv_padding, corrected_bias
 from .bounds import weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
-from .rewrite import PaddedConv2d
 from .widths import choose_widths
 from .weights import quantize_weight
 
@@ -45,8 +46,9 @@ def _pair(v) -> list[int]:
 
 
 class _Lowering(TransformerRules):
-    def __init__(self, gm: fx.GraphModule, cfg: QuantConfig, observers: dict, shapes: dict, name: str):
-        self.gm, self.cfg, self.obs, self.shapes = gm, cfg, observers, shapes
+    def __init__(self, gm: fx.GraphModule, cfg: QuantConfig, observers: dict, shapes: dict, name: str,
+                 input_means: InputMeans | None = None):
+        self.gm, self.cfg, self.obs, self.shapes, self.input_means = gm, cfg, observers, shapes, input_means
         self.bits: dict[str, int] = choose_widths(gm, cfg, observers)
         self.constants: dict[str, np.ndarray] = {}  # fx name -> per-sample float value of a parameter used as data
         self.skipped: set[str] = set()  # fx values that are shapes, not tensors
@@ -113,6 +115,21 @@ class _Lowering(TransformerRules):
         mod = self.gm.get_submodule(node.target)
         return float(mod.min_val), float(mod.max_val)
 
+    def layer_weights(self, w: np.ndarray, x: TensorInfo, min_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`quantize_weight` at ``weight_bits``; a layer whose reduction length (in-channels per group times
+        kernel taps) is at most ``wide_weights_max_k`` gets the widest weights, up to 16 bits, that keep
+        ``max_oc sum|w_q| * max|x - zp|`` below 2^30 at its input's actual width and zero point (the int32 proof's
+        share for the products; the bias keeps the other 2^30)."""
+        bits = self.cfg.weight_bits
+        if w[0].size <= self.cfg.wide_weights_max_k:
+            qmin, qmax = x.qrange()
+            span = max(abs(qmin - x.zero_point), abs(qmax - x.zero_point))
+            for wide in range(16, bits, -1):
+                qw, s_w = quantize_weight(w, wide, min_scale)
+                if int(np.abs(qw.reshape(len(qw), -1).astype(np.int64)).sum(axis=1).max()) * span < 2**30:
+                    return qw, s_w
+        return quantize_weight(w, bits, min_scale)
+
     @staticmethod
     def clamp_bounds(info: TensorInfo, bounds: tuple[float, float]) -> tuple[int, int]:
         """Integer clamp realising a float activation range on ``info``'s grid, within its bit range.
@@ -167,7 +184,11 @@ class _Lowering(TransformerRules):
         bias = b.detach().double().numpy() if b is not None else np.zeros(w.shape[0])
         # A channel whose bias would exceed BIAS_LIMIT at s_in * s_w (a "dead" channel after BatchNorm folding:
         # weights ~1e-9 beside a bias of ~1) gets the weight scale that holds its bias instead.
-        qw, s_w = quantize_weight(w, self.cfg.weight_bits, min_scale=np.abs(bias) / (f64(x.scale) * BIAS_LIMIT))
+        qw, s_w = self.layer_weights(w, x, min_scale=np.abs(bias) / (f64(x.scale) * BIAS_LIMIT))
+        input_mean = self.input_means.mean(path) if self.input_means is not None and weight is None else None
+        if input_mean is not None:
+            rounded = qw * s_w.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1))
+            bias = corrected_bias(bias, w, rounded, input_mean, int(mod.groups) if op == "conv2d" else 1)
         if op == "conv2d":
             qw = np.ascontiguousarray(qw.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         s_acc = f64(x.scale) * s_w.astype(np.float64)
@@ -178,16 +199,8 @@ class _Lowering(TransformerRules):
         act_min, act_max = self.clamp_bounds(out, bounds)
         attrs = {"input_zp": x.zero_point, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max}
         if op == "conv2d":
-            kh, kw = qw.shape[1:3]
-            dil = _pair(mod.dilation)
-            if isinstance(mod, PaddedConv2d):
-                pads = list(mod.pads)
-            elif isinstance(mod.padding, str):
-                pads = [0, 0, 0, 0] if mod.padding == "valid" else self.same_padding(kh, kw, dil)
-            else:
-                ph, pw = _pair(mod.padding)
-                pads = [ph, pw, ph, pw]
-            attrs.update(stride=_pair(mod.stride), padding=pads, dilation=dil, groups=int(mod.groups))
+            attrs.update(stride=_pair(mod.stride), padding=conv_padding(mod), dilation=_pair(mod.dilation),
+                         groups=int(mod.groups))
         params = {role: self.add_constant(f"{path}.{role}", arr) for role, arr in
                   (("weight", qw), ("bias", qb.astype(np.int32)), ("multiplier", mult), ("shift", shift))}
         ir_node = self.emit(path, op, [x.name], out.name, attrs, params)
@@ -196,11 +209,6 @@ class _Lowering(TransformerRules):
             raise QuantizationError(f"{path}: the int32 accumulator can overflow (|acc| <= {bound}); "
                                     f"lower weight_bits/act_bits")
         return ir_node
-
-    @staticmethod
-    def same_padding(kh, kw, dil):
-        pads = [dil[0] * (kh - 1), dil[1] * (kw - 1)]
-        return [pads[0] // 2, pads[1] // 2, pads[0] - pads[0] // 2, pads[1] - pads[1] // 2]
 
     def shape_of(self, node: fx.Node) -> tuple:
         """Per-sample IR shape of an fx value (HWC for images)."""
@@ -376,9 +384,11 @@ RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "lay
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):
-    """Observers for every float value in the graph, and each value's per-sample shape. A value that is NaN or
+    """Observers for every float value in the graph, each value's per-sample shape, and (with
+    ``cfg.bias_correction``) the weighted layers' :class:`InputMeans`, else None. A value that is NaN or
     infinite for some calibration sample is a :class:`QuantizationError` naming the module or node producing it."""
     observers: dict[str, Observer] = {}
+    input_means = InputMeans(gm) if cfg.bias_correction else None
     shapes: dict[str, tuple] = {}
     nodes = {n.name: n for n in gm.graph.nodes}
     first_input = next((n.name for n in gm.graph.nodes if n.op == "placeholder"), None)
@@ -396,6 +406,8 @@ def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int 
         except QuantizationError as exc:
             refused.append(str(exc))
             raise
+        if input_means is not None:
+            input_means.update(name, tensor)
 
     refused: list[str] = []  # the observer's message (torch.fx appends its own traceback to the exception's)
     try:
@@ -404,7 +416,7 @@ def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int 
         if refused:
             raise QuantizationError(refused[0]) from None
         raise
-    return observers, shapes
+    return observers, shapes, input_means
 
 
 def _value_origin(gm: fx.GraphModule, nodes: dict, name: str) -> str:
@@ -457,5 +469,5 @@ def quantize(model, calib_data, config: QuantConfig | None = None, name: str | N
     gm = capture(model)
     check_supported(gm)
     calib = _calibration_arrays(gm, calib_data)
-    observers, shapes = calibrate(gm, calib, cfg)
-    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__).run()
+    observers, shapes, input_means = calibrate(gm, calib, cfg)
+    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__, input_means).run()

@@ -11,9 +11,11 @@ Rules, in order (:func:`choose_widths`):
 4. with ``residual_bits``, every operand and result of a residual add gets ``residual_bits``
    (the residual stream and the sublayer outputs feeding it);
 5. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed
-   until that layer's int32 accumulator bound ``max_oc sum|w_q| * 2^(bits-1)`` stays below 2^30 (half the
-   int32 range, leaving the other half for the bias), and Q and K are narrowed until
-   ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ.
+   until that layer's int32 accumulator bound ``max_oc sum|w_q| * max|x - zp|`` stays below 2^30 (half the
+   int32 range, leaving the other half for the bias; ``max|x - zp|`` is 2^(bits-1) for symmetric activations,
+   2^bits - 1 for asymmetric ones), and Q and K are narrowed until
+   ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ; a layer reading the value through ops that keep its
+   width (pools, flatten, activations: :data:`WIDTH_PRESERVING`) counts as reading it.
 
 Attention intermediates are named ``<attention node>.<q|k|v|scores|context>`` (the leaf's calibration
 intermediates). The result is a dict ``value name -> bits`` for the values whose width differs from
@@ -29,16 +31,26 @@ from .config import QuantConfig
 from .observers import sqnr_db
 from .weights import quantize_weight
 
+# Kinds whose lowering gives the output its input's width (quantize/lower.py ``like``).
+WIDTH_PRESERVING = ("identity", "flatten", "maxpool", "avgpool", "adaptive_avgpool", "relu", "relu6", "hardtanh",
+                    "neg")
 SOFTMAX_MAX_STEP = 1.0 / 16  # largest scores step at act_bits: exps then err by at most e^(1/32) - 1 = 3.2%
 
 
-def _accumulator_width(weights, weight_bits: int) -> int:
-    """Largest activation width keeping ``max_oc sum|w_q| * 2^(bits-1) < 2^30`` for every weight matrix given."""
+def input_span(bits: int, symmetric: bool) -> int:
+    """max |x - zp| of a ``bits``-bit activation: 2^(bits-1) when symmetric (zp 0), else 2^bits - 1 (the zero
+    point may sit at either end of the range, as it does after a ReLU)."""
+    return 1 << (bits - 1) if symmetric else (1 << bits) - 1
+
+
+def _accumulator_width(weights, weight_bits: int, symmetric: bool) -> int:
+    """Largest activation width keeping ``max_oc sum|w_q| * input_span(bits) < 2^30`` for every weight matrix
+    given."""
     bits = 16
     for w in weights:
         qw, _ = quantize_weight(w.detach().double().numpy(), weight_bits)
         row_sum = int(abs(qw.reshape(qw.shape[0], -1).astype("int64")).sum(axis=1).max(initial=1))
-        while bits > 2 and row_sum << (bits - 1) >= 2**30:
+        while bits > 2 and row_sum * input_span(bits, symmetric) >= 2**30:
             bits -= 1
     return bits
 
@@ -71,8 +83,19 @@ def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict
                 for value in (node, *node.args[:2]):
                     if isinstance(value, fx.Node) and value.op != "get_attr":
                         bits[value.name] = cfg.residual_bits
+    limits: dict[fx.Node, int] = {}
+
+    def reader_limit(node: fx.Node) -> int:
+        """The widest ``node`` may be for every weighted layer reading it, directly or through ops whose output
+        keeps their input's width (pools, flatten, activations, identities)."""
+        if node not in limits:
+            limits[node] = min((reader_limit(u) if op_kind(gm, u)[0] in WIDTH_PRESERVING else
+                                _accumulator_width(consumer_weights(gm, u), cfg.weight_bits, cfg.act_symmetric)
+                                for u in node.users), default=16)
+        return limits[node]
+
     for node in gm.graph.nodes:
-        limit = min((_accumulator_width(consumer_weights(gm, u), cfg.weight_bits) for u in node.users), default=16)
+        limit = reader_limit(node)
         if bits.get(node.name, cfg.act_bits) > limit:
             bits[node.name] = max(limit, cfg.act_bits)
         if op_kind(gm, node)[0] == "attention":
@@ -80,7 +103,8 @@ def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict
             head_dim, context = mod.head_dim, f"{node.name}.context"
             if mod.output_projection() is not None and bits.get(context, cfg.act_bits) > cfg.act_bits:
                 bits[context] = max(cfg.act_bits, min(bits[context],
-                                                      _accumulator_width([mod.output_projection().weight], cfg.weight_bits)))
+                                                      _accumulator_width([mod.output_projection().weight],
+                                                                         cfg.weight_bits, cfg.act_symmetric)))
             q, k = f"{node.name}.q", f"{node.name}.k"
             while head_dim << (bits.get(q, cfg.act_bits) + bits.get(k, cfg.act_bits) - 2) >= 2**31:
                 wider = q if bits.get(q, cfg.act_bits) >= bits.get(k, cfg.act_bits) else k
