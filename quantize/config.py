@@ -19,10 +19,10 @@ class QuantConfig:
     tail) or ``mse`` (the clipping range minimising quantization MSE on the calibration sample).
     ``rounding`` is the requantization rounding mode written into the model (docs/numerics.md).
     ``bias_correction`` folds the mean output error of each Conv2d/Linear layer's rounded weights on the
-    calibration data into its bias (Nagel et al. 2019; quantize/bias_correction.py). A Conv2d/Linear whose
-    reduction length (in-channels per group x kernel taps) is at most ``wide_weights_max_k`` gets the widest
-    weights, up to 16 bits, that its int32 accumulator proof allows (stems and depthwise convs: few weights, and
-    few taps to average their rounding errors out).
+    calibration data into its bias (Nagel et al. 2019; quantize/bias_correction.py). With ``wide_weights`` every
+    Conv2d/Linear gets the widest weights, from ``weight_bits`` up to 16, that its int32 accumulator proof allows
+    at its input's width: with ``act_bits=12`` the accumulator's 30 bits are shared about evenly between weights
+    and activations, which minimises the product's rounding error (docs/ptq.md).
 
     Transformer choices: ``softmax`` family (``shiftmax`` I-ViT, ``iexp`` I-BERT, ``log2`` FQ-ViT
     log-int-softmax with 4-bit codes), ``gelu`` family (``shiftgelu`` I-ViT, ``igelu`` I-BERT),
@@ -44,7 +44,7 @@ class QuantConfig:
     auto_bits: bool = False
     auto_bits_sqnr_db: float = 30.0
     bias_correction: bool = True
-    wide_weights_max_k: int = 0
+    wide_weights: bool = False
 
     def __post_init__(self):
         for name in ("weight_bits", "act_bits"):
@@ -63,9 +63,6 @@ class QuantConfig:
             raise ConfigError(f"gelu={self.gelu!r} is not one of {GELU_FAMILIES}")
         if self.softmax_bits not in (8, 16):
             raise ConfigError(f"softmax_bits={self.softmax_bits!r} must be 8 or 16")
-        if isinstance(self.wide_weights_max_k, bool) or not isinstance(self.wide_weights_max_k, int) or \
-                self.wide_weights_max_k < 0:
-            raise ConfigError(f"wide_weights_max_k={self.wide_weights_max_k!r} must be an integer >= 0")
         if self.residual_bits is not None and (isinstance(self.residual_bits, bool) or
                                                self.residual_bits not in range(2, 17)):
             raise ConfigError(f"residual_bits={self.residual_bits!r} is outside the supported range 2..16")

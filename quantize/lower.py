@@ -116,12 +116,11 @@ class _Lowering(TransformerRules):
         return float(mod.min_val), float(mod.max_val)
 
     def layer_weights(self, w: np.ndarray, x: TensorInfo, min_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """:func:`quantize_weight` at ``weight_bits``; a layer whose reduction length (in-channels per group times
-        kernel taps) is at most ``wide_weights_max_k`` gets the widest weights, up to 16 bits, that keep
-        ``max_oc sum|w_q| * max|x - zp|`` below 2^30 at its input's actual width and zero point (the int32 proof's
+        """:func:`quantize_weight` at ``weight_bits``; with ``wide_weights`` the widest weights, up to 16 bits,
+        that keep ``max_oc sum|w_q| * max|x - zp|`` below 2^30 at its input's actual width and zero point (the int32 proof's
         share for the products; the bias keeps the other 2^30)."""
         bits = self.cfg.weight_bits
-        if w[0].size <= self.cfg.wide_weights_max_k:
+        if self.cfg.wide_weights:
             qmin, qmax = x.qrange()
             span = max(abs(qmin - x.zero_point), abs(qmax - x.zero_point))
             for wide in range(16, bits, -1):

@@ -10,8 +10,9 @@ Rules, in order (:func:`choose_widths`):
    exp by up to e^(s/2)), so its input needs a fine *absolute* step, which SQNR does not capture;
 4. with ``residual_bits``, every operand and result of a residual add gets ``residual_bits``
    (the residual stream and the sublayer outputs feeding it);
-5. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed
-   until that layer's int32 accumulator bound ``max_oc sum|w_q| * max|x - zp|`` stays below 2^30 (half the
+5. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed,
+   not below ``min(act_bits, 8)`` (so ``act_bits=16`` means "16 bits where the int32 proofs allow, else as wide
+   as they allow"), until that layer's int32 accumulator bound ``max_oc sum|w_q| * max|x - zp|`` stays below 2^30 (half the
    int32 range, leaving the other half for the bias; ``max|x - zp|`` is 2^(bits-1) for symmetric activations,
    2^bits - 1 for asymmetric ones), and Q and K are narrowed until
    ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ; a layer reading the value through ops that keep its
@@ -68,8 +69,9 @@ def consumer_weights(gm: fx.GraphModule, user: fx.Node) -> list:
 
 
 def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict[str, int]:
-    if not cfg.auto_bits and cfg.residual_bits is None:
+    if not cfg.auto_bits and cfg.residual_bits is None and cfg.act_bits <= 8:
         return {}
+    floor = min(cfg.act_bits, 8)  # narrowing stops here: below 8 bits the proof's error is the user's to see
     bits: dict[str, int] = {}
     if cfg.auto_bits:
         for name, obs in observers.items():
@@ -97,12 +99,12 @@ def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict
     for node in gm.graph.nodes:
         limit = reader_limit(node)
         if bits.get(node.name, cfg.act_bits) > limit:
-            bits[node.name] = max(limit, cfg.act_bits)
+            bits[node.name] = max(limit, floor)
         if op_kind(gm, node)[0] == "attention":
             mod = gm.get_submodule(node.target)
             head_dim, context = mod.head_dim, f"{node.name}.context"
-            if mod.output_projection() is not None and bits.get(context, cfg.act_bits) > cfg.act_bits:
-                bits[context] = max(cfg.act_bits, min(bits[context],
+            if mod.output_projection() is not None and bits.get(context, cfg.act_bits) > floor:
+                bits[context] = max(floor, min(bits.get(context, cfg.act_bits),
                                                       _accumulator_width([mod.output_projection().weight],
                                                                          cfg.weight_bits, cfg.act_symmetric)))
             q, k = f"{node.name}.q", f"{node.name}.k"

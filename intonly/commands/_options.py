@@ -11,19 +11,21 @@ from intonly.quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES, 
 from intonly.quantize.names import ROUNDING_MODES
 
 CONFIG_OPTIONS = ("weight_bits", "act_bits", "observer", "rounding", "softmax", "gelu", "softmax_bits",
-                  "residual_bits", "auto_bits")
+                  "residual_bits", "auto_bits", "bias_correction", "wide_weights")
 
 
 def add_quant_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="digits",
                    help="a bundled demo: 'digits' (CNN), 'vit' (tiny ViT on digits), 'minilm' (MiniLM-L6 sentence "
-                        "embeddings); or FILE.py:NAME, an nn.Module class or factory in a Python file")
+                        "embeddings), 'efficientnet-lite0' (pretrained ImageNet CNN on photo crops); or "
+                        "FILE.py:NAME, an nn.Module class or factory in a Python file")
     p.add_argument("--data", help="for FILE.py models: .npz with x (float, N first), optional y (labels), "
                                   "optional x_calib (calibration inputs; default x)")
     p.add_argument("--rounding", choices=ROUNDING_MODES, help="requant rounding (default half_up)")
     p.add_argument("--observer", choices=OBSERVERS, help="calibration range (default minmax)")
     p.add_argument("--weight-bits", type=int, help="default 8")
-    p.add_argument("--act-bits", type=int, help="default 8")
+    p.add_argument("--act-bits", type=int, help="default 8 (efficientnet-lite0: 12); above 8, narrowed per tensor "
+                                                 "where an int32 accumulator proof needs it")
     p.add_argument("--symmetric", action="store_true", help="symmetric activations (zero point 0)")
     p.add_argument("--softmax", choices=SOFTMAX_FAMILIES, help="integer softmax family (default shiftmax)")
     p.add_argument("--gelu", choices=GELU_FAMILIES, help="integer GELU family (default shiftgelu)")
@@ -32,6 +34,12 @@ def add_quant_options(p: argparse.ArgumentParser) -> None:
                                                      "(transformer demos: 16)")
     p.add_argument("--auto-bits", action=argparse.BooleanOptionalAction,
                    help="16 bits for tensors whose 8-bit calibration SQNR is low (transformer demos: on)")
+    p.add_argument("--bias-correction", action=argparse.BooleanOptionalAction,
+                   help="fold each layer's mean weight-rounding error on the calibration data into its bias "
+                        "(default on)")
+    p.add_argument("--wide-weights", action=argparse.BooleanOptionalAction,
+                   help="each layer's weights as wide (up to 16 bits) as its int32 accumulator proof allows "
+                        "(efficientnet-lite0: on)")
 
 
 def config_from(args, base: QuantConfig | None = None) -> QuantConfig:
