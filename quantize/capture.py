@@ -131,20 +131,26 @@ def capture(model: nn.Module) -> fx.GraphModule:
     return gm
 
 
-def check_supported(gm: fx.GraphModule) -> None:
-    """Raise :class:`UnsupportedOpError` listing every unsupported call (module path and source line)."""
-    bad: list[tuple[str, str]] = []
-    bad_nodes: set[fx.Node] = set()
+def unsupported_nodes(gm: fx.GraphModule) -> dict[fx.Node, tuple[str, str]]:
+    """Every node whose call no lowering rule knows, in graph order, with ``(module path or node name,
+    description and source line)``. Indexing into an unsupported op's result is not listed again."""
+    bad: dict[fx.Node, tuple[str, str]] = {}
     for node in gm.graph.nodes:
-        if node.op == "call_function" and node.target is operator.getitem and node.args[0] in bad_nodes:
-            continue  # indexing into an unsupported op's result: already reported
+        if node.op == "call_function" and node.target is operator.getitem and node.args[0] in bad:
+            continue
         kind, desc = op_kind(gm, node)
         if kind is None:
             path = node.target if node.op == "call_module" else node.name
-            bad.append((str(path), desc + _where(node)))
-            bad_nodes.add(node)
+            bad[node] = (str(path), desc + _where(node))
+    return bad
+
+
+def check_supported(gm: fx.GraphModule) -> None:
+    """Raise :class:`UnsupportedOpError` listing every unsupported call (module path and source line). The
+    shape-dependent refusals of the lowering come on top of these; :func:`quantize.lower.quantize` lists both."""
+    bad = unsupported_nodes(gm)
     if bad:
-        raise UnsupportedOpError(bad)
+        raise UnsupportedOpError(list(bad.values()))
 
 
 class Recorder(fx.Interpreter):

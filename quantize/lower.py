@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.fx as fx
 
-from .capture import ACTIVATIONS, LOWERS_TO, _where, capture, check_supported, op_kind, run_recording
+from .capture import ACTIVATIONS, LOWERS_TO, _where, capture, op_kind, run_recording, unsupported_nodes
 from .config import QuantConfig
 from .data_checks import checked_batch
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
@@ -325,56 +325,81 @@ class _Lowering(TransformerRules):
         self.ir_of[node.name] = out.name
 
     # ---- driver --------------------------------------------------------------------------
-    def run(self) -> IntModel:
+    def run(self, unsupported: dict | None = None) -> IntModel:
+        """Lower every node. ``unsupported``: :func:`quantize.capture.unsupported_nodes` of the graph. Every
+        problem is collected before anything is raised: the unsupported nodes, and what the rules refuse once
+        shapes are known (an uneven adaptive pool, a LayerNorm over several axes, ...), each with its module path
+        and source line; nodes reading a refused value are skipped. Then one :class:`UnsupportedOpError` lists
+        them all in graph order."""
+        unsupported = unsupported or {}
+        problems: list[tuple[str, str]] = []
+        refused: set[fx.Node] = set()
         for node in self.gm.graph.nodes:
-            kind, _ = op_kind(self.gm, node)
-            self.kind = kind
-            if kind == "shape":
-                self.skipped.add(node.name)
-            if node.name in self.fused or kind == "shape":
-                continue
-            if node.op == "placeholder":
-                shape = self.shapes[node.name]
-                self.model.tensors[node.name] = TensorInfo(node.name, "float32", shape, layout="CHW" if len(
-                    shape) == 3 else "")
-                self.model.inputs.append(node.name)
-                s, zp, bits = self.input_qparams(node.name)
-                q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
-                                    "HWC" if len(shape) == 3 else "", bits)
-                self.emit(q.name, "quantize", [node.name], q.name, {"perm": HWC_FROM_CHW if len(shape) == 3 else []})
-                self.ir_of[node.name] = q.name
-            elif node.op == "output":
-                results = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]
-                for r in results:
-                    x = self.tensor(r.name)
-                    out = TensorInfo(f"{r.name}_out", "float32", tuple(x.shape[i] for i in CHW_FROM_HWC)
-                                     if x.layout == "HWC" else x.shape, layout="CHW" if x.layout == "HWC" else "")
-                    self.model.tensors[out.name] = out
-                    self.emit(out.name, "dequantize", [x.name], out.name,
-                              {"perm": CHW_FROM_HWC if x.layout == "HWC" else []})
-                    self.model.outputs.append(out.name)
-            elif kind == "conv":
-                self.weighted(node, self.gm.get_submodule(node.target), "conv2d")
-            elif kind == "linear":
-                self.weighted(node, self.gm.get_submodule(node.target), "dense")
-            elif kind == "add":
-                self.add(node)
-            elif kind in ("maxpool", "avgpool", "adaptive_avgpool"):
-                self.pool(node, kind)
-            elif kind in ACTIVATIONS:
-                self.activation(node, kind)
-            elif kind == "neg":
-                self.negate(node)
-            elif kind == "flatten":
-                self.flatten(node)
-            elif kind == "cat":
-                self.cat(node)
-            elif kind == "identity":
-                self.ir_of[node.name] = self.ir_of[node.args[0].name]
-            elif kind in RULES:
-                getattr(self, RULES[kind])(node)
+            if node in unsupported:
+                problems.append(unsupported[node])
+            elif not any(arg in refused for arg in node.all_input_nodes):
+                try:
+                    self.lower_node(node)
+                    continue
+                except UnsupportedOpError as exc:
+                    problems.extend((path, desc if " at " in desc else desc + _where(node)) for path, desc in exc.ops)
+                except IntonlyError:
+                    if not problems:
+                        raise
+            refused.add(node)
+            refused.update(user for user in node.users if user.name in self.fused)
+        if problems:
+            raise UnsupportedOpError(problems)
         self.model.validate(f"model {self.model.name!r}")
         return self.model
+
+    def lower_node(self, node: fx.Node) -> None:
+        kind, _ = op_kind(self.gm, node)
+        self.kind = kind
+        if kind == "shape":
+            self.skipped.add(node.name)
+        if node.name in self.fused or kind == "shape":
+            return
+        if node.op == "placeholder":
+            shape = self.shapes[node.name]
+            self.model.tensors[node.name] = TensorInfo(node.name, "float32", shape, layout="CHW" if len(
+                shape) == 3 else "")
+            self.model.inputs.append(node.name)
+            s, zp, bits = self.input_qparams(node.name)
+            q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
+                                "HWC" if len(shape) == 3 else "", bits)
+            self.emit(q.name, "quantize", [node.name], q.name, {"perm": HWC_FROM_CHW if len(shape) == 3 else []})
+            self.ir_of[node.name] = q.name
+        elif node.op == "output":
+            results = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]
+            for r in results:
+                x = self.tensor(r.name)
+                out = TensorInfo(f"{r.name}_out", "float32", tuple(x.shape[i] for i in CHW_FROM_HWC)
+                                 if x.layout == "HWC" else x.shape, layout="CHW" if x.layout == "HWC" else "")
+                self.model.tensors[out.name] = out
+                self.emit(out.name, "dequantize", [x.name], out.name,
+                          {"perm": CHW_FROM_HWC if x.layout == "HWC" else []})
+                self.model.outputs.append(out.name)
+        elif kind == "conv":
+            self.weighted(node, self.gm.get_submodule(node.target), "conv2d")
+        elif kind == "linear":
+            self.weighted(node, self.gm.get_submodule(node.target), "dense")
+        elif kind == "add":
+            self.add(node)
+        elif kind in ("maxpool", "avgpool", "adaptive_avgpool"):
+            self.pool(node, kind)
+        elif kind in ACTIVATIONS:
+            self.activation(node, kind)
+        elif kind == "neg":
+            self.negate(node)
+        elif kind == "flatten":
+            self.flatten(node)
+        elif kind == "cat":
+            self.cat(node)
+        elif kind == "identity":
+            self.ir_of[node.name] = self.ir_of[node.args[0].name]
+        elif kind in RULES:
+            getattr(self, RULES[kind])(node)
 
 
 RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",
@@ -463,10 +488,13 @@ def quantize(model, calib_data, config: QuantConfig | None = None, name: str | N
     """Post-training quantize a PyTorch ``model`` into an :class:`IntModel` using ``calib_data``
     (float array, batch first, in the model's input layout, e.g. N,C,H,W; a list of arrays for a model with
     several inputs, e.g. token ids and an attention mask). Calibration data that is empty, not numeric, not finite
-    or of a shape the model refuses is a :class:`DataError`."""
+    or of a shape the model refuses is a :class:`DataError`. Every construct the lowering cannot take is listed in
+    one :class:`UnsupportedOpError` (:meth:`_Lowering.run`)."""
     cfg = config or QuantConfig()
     gm = capture(model)
-    check_supported(gm)
+    unsupported = unsupported_nodes(gm)
     calib = _calibration_arrays(gm, calib_data)
+    if unsupported:  # one sample gives every shape the lowering checks; the model will not be kept
+        calib = [a[:1] for a in calib]
     observers, shapes, input_means = calibrate(gm, calib, cfg)
-    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__, input_means).run()
+    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__, input_means).run(unsupported)
