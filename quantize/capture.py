@@ -31,11 +31,11 @@ FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
     F.relu6: "relu6", torch.flatten: "flatten", torch.cat: "cat", torch.concat: "cat",
     F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity", getattr: "shape",
-    operator.getitem: "getitem", operator.neg: "neg", torch.neg: "neg", torch.negative: "neg",
+    operator.getitem: "getitem", operator.neg: "neg", torch.neg: "neg", torch.negative: "neg", torch.mean: "mean",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
-                "expand": "expand", "neg": "neg", "negative": "neg"}
+                "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean"}
 # Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
@@ -48,7 +48,7 @@ LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
     "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
-    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",),
+    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
     "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",

@@ -266,6 +266,30 @@ class _Lowering(TransformerRules):
                        "pad_value": x.zero_point, "act_min": qmin, "act_max": qmax})
         self.ir_of[node.name] = out.name
 
+    def mean(self, node: fx.Node):
+        """``x.mean(dim=(2, 3))`` / ``torch.mean(x, (-2, -1), keepdim)`` of an image: a global ``avgpool`` (integer
+        mean with C's truncating division, docs/numerics.md), then a ``reshape`` to (C,) unless ``keepdim``."""
+        args = dict(zip(("input", "dim", "keepdim"), node.args), **node.kwargs)
+        x = self.tensor(node.args[0].name)
+        dims = args.get("dim")
+        dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else dims)} if dims is not None else None
+        if x.layout != "HWC" or dims != {2, 3} or args.get("dtype") is not None:
+            raise UnsupportedOpError([(node.name, f"mean over dim={args.get('dim')!r} of a tensor of per-sample "
+                                                  f"shape {self.shapes[node.args[0].name]} (only the spatial dims "
+                                                  "(2, 3) of an image)")])
+        h, w, c = x.shape
+        qmin, qmax = x.qrange()
+        pooled = self.like(node.name if args.get("keepdim") else f"{node.name}_pooled", x, (1, 1, c),
+                           source=node.name if args.get("keepdim") else "")
+        self.emit(pooled.name, "avgpool", [x.name], pooled.name,
+                  {"kernel": [h, w], "stride": [h, w], "padding": [0, 0, 0, 0], "count_include_pad": 1,
+                   "pad_value": x.zero_point, "act_min": qmin, "act_max": qmax})
+        if not args.get("keepdim"):
+            out = self.like(node.name, pooled, (c,), layout="", source=node.name)
+            self.emit(node.name, "reshape", [pooled.name], out.name, {"shape": [c]})
+            pooled = out
+        self.ir_of[node.name] = pooled.name
+
     def activation(self, node: fx.Node, kind: str):
         x = self.tensor(node.args[0].name)
         out = self.like(node.name, x, source=node.name)
@@ -388,6 +412,8 @@ class _Lowering(TransformerRules):
             self.add(node)
         elif kind in ("maxpool", "avgpool", "adaptive_avgpool"):
             self.pool(node, kind)
+        elif kind == "mean":
+            self.mean(node)
         elif kind in ACTIVATIONS:
             self.activation(node, kind)
         elif kind == "neg":
