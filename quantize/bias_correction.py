@@ -46,28 +46,27 @@ def conv_padding(mod: nn.Conv2d) -> list[int]:
 
 
 class InputMeans:
-    """Accumulates, for every Conv2d / Linear module of a graph, the mean of its input at each kernel tap
-    (``(C, kh, kw)``; ``(features,)`` for a Linear), from the values :func:`quantize.capture.run_recording`
-    records. ``mean(path)`` is None for a module whose input was never seen."""
+    """Accumulates, for every call of a Conv2d / Linear module in a graph, the mean of its input at each kernel
+    tap (``(C, kh, kw)``; ``(features,)`` for a Linear), from the values :func:`quantize.capture.run_recording`
+    records. ``mean(node_name)`` (the call's fx node) is None for a call whose input was never seen."""
 
     def __init__(self, gm: fx.GraphModule):
-        self.readers: dict[str, list[tuple[str, nn.Module]]] = {}  # fx value -> the weighted modules reading it
+        self.readers: dict[str, list[tuple[str, nn.Module]]] = {}  # fx value -> the weighted calls reading it
         for node in gm.graph.nodes:
             if op_kind(gm, node)[0] in ("conv", "linear") and isinstance(node.args[0], fx.Node):
-                self.readers.setdefault(node.args[0].name, []).append((str(node.target),
-                                                                       gm.get_submodule(node.target)))
+                self.readers.setdefault(node.args[0].name, []).append((node.name, gm.get_submodule(node.target)))
         self.sums: dict[str, np.ndarray] = {}
         self.counts: dict[str, int] = {}
 
     def update(self, name: str, value: torch.Tensor) -> None:
-        for path, mod in self.readers.get(name, ()):
+        for call, mod in self.readers.get(name, ()):
             total, count = (_conv_tap_sums(value, mod) if isinstance(mod, nn.Conv2d) else
                             (value.double().reshape(-1, value.shape[-1]).sum(0), value.numel() // value.shape[-1]))
-            self.sums[path] = self.sums.get(path, 0) + total.numpy()
-            self.counts[path] = self.counts.get(path, 0) + count
+            self.sums[call] = self.sums.get(call, 0) + total.numpy()
+            self.counts[call] = self.counts.get(call, 0) + count
 
-    def mean(self, path: str) -> np.ndarray | None:
-        return self.sums[path] / self.counts[path] if self.counts.get(path) else None
+    def mean(self, call: str) -> np.ndarray | None:
+        return self.sums[call] / self.counts[call] if self.counts.get(call) else None
 
 
 def _conv_tap_sums(x: torch.Tensor, mod: nn.Conv2d) -> tuple[torch.Tensor, int]:

@@ -32,10 +32,12 @@ FUNCTION_KINDS = {
     F.relu6: "relu6", torch.flatten: "flatten", torch.cat: "cat", torch.concat: "cat",
     F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity", getattr: "shape",
     operator.getitem: "getitem", operator.neg: "neg", torch.neg: "neg", torch.negative: "neg", torch.mean: "mean",
+    operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
-                "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean"}
+                "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean", "sub": "sub",
+                "mul": "mul"}
 # Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
@@ -49,6 +51,7 @@ LOWERS_TO = {
     "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
+    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize"),
     "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",

@@ -167,13 +167,18 @@ class _Lowering(TransformerRules):
         shape = self.shape_of(rep)
         out = self.value_tensor(rep.name, shape, x.layout if op == "conv2d" else "",
                                 symmetric=rep.name in self.symmetric_values)
-        self.linear_layer(str(node.target), op, mod, x, out, bounds)
+        path = str(node.target)
+        if any(n.name == path for n in self.model.nodes):  # a module called more than once: name the later calls
+            path = f"{path}@{node.name}"                    # by their fx node, which is unique
+        input_mean = self.input_means.mean(node.name) if self.input_means is not None else None
+        self.linear_layer(path, op, mod, x, out, bounds, input_mean=input_mean)
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
     def linear_layer(self, path: str, op: str, mod, x: TensorInfo, out: TensorInfo,
-                     bounds=(-math.inf, math.inf), weight=None, bias=None) -> Node:
+                     bounds=(-math.inf, math.inf), weight=None, bias=None, input_mean=None) -> Node:
         """conv2d / dense from float ``weight``/``bias`` (default: the module's): per-channel int weights,
-        int32 bias, per-channel dyadic requant into ``out``, fused clamp. Proves the int32 accumulator."""
+        int32 bias (bias-corrected with ``input_mean``, :meth:`InputMeans.mean`, when given), per-channel dyadic
+        requant into ``out``, fused clamp. Proves the int32 accumulator."""
         if op == "conv2d" and x.layout != "HWC":
             raise UnsupportedOpError([(path, f"Conv2d on a tensor of shape {x.shape} (needs C,H,W)")])
         if op == "dense" and x.layout == "HWC":
@@ -184,7 +189,6 @@ class _Lowering(TransformerRules):
         # A channel whose bias would exceed BIAS_LIMIT at s_in * s_w (a "dead" channel after BatchNorm folding:
         # weights ~1e-9 beside a bias of ~1) gets the weight scale that holds its bias instead.
         qw, s_w = self.layer_weights(w, x, min_scale=np.abs(bias) / (f64(x.scale) * BIAS_LIMIT))
-        input_mean = self.input_means.mean(path) if self.input_means is not None and weight is None else None
         if input_mean is not None:
             rounded = qw * s_w.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1))
             bias = corrected_bias(bias, w, rounded, input_mean, int(mod.groups) if op == "conv2d" else 1)
@@ -266,6 +270,49 @@ class _Lowering(TransformerRules):
                        "pad_value": x.zero_point, "act_min": qmin, "act_max": qmax})
         self.ir_of[node.name] = out.name
 
+    def sub(self, node: fx.Node):
+        """``x - y`` of two tensors: ``negate(y)`` (exact, on y's scale) then the integer ``add``."""
+        a, b = node.args[:2]
+        if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
+            raise UnsupportedOpError([(node.name, "subtraction needs two tensor operands (no alpha, no scalars)")])
+        rep, bounds = self.fused_activation(node)
+        bits = self.bits_of(node.name)
+        ta, tb = (self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b)))
+        negated = self.negated(f"{node.name}_negated", tb)
+        out = self.value_tensor(rep.name, ta.shape, ta.layout)
+        self.add_tensors(node.name, ta, negated, out, bounds)
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
+    def negated(self, name: str, x: TensorInfo) -> TensorInfo:
+        """A ``negate`` node: ``-x`` on x's scale and bits, exactly (``output_zp = -1 - input_zp``)."""
+        out = self.like(name, x)
+        out.zero_point = -1 - x.zero_point
+        qmin, qmax = out.qrange()
+        self.emit(name, "negate", [x.name], out.name, {"input_zp": x.zero_point, "output_zp": out.zero_point,
+                                                       "act_min": qmin, "act_max": qmax})
+        return out
+
+    def mul(self, node: fx.Node):
+        """``x * c`` / ``c * x`` for a nonzero number ``c``: ``requantize`` from x's scale times ``|c|`` to the
+        calibrated output's (after an exact ``negate`` when ``c < 0``)."""
+        a, b = node.args[:2]
+        tensor, factor = (a, b) if isinstance(a, fx.Node) else (b, a)
+        if len(node.args) > 2 or node.kwargs or not isinstance(tensor, fx.Node) or \
+                isinstance(factor, (fx.Node, bool)) or not isinstance(factor, (int, float)) or \
+                not math.isfinite(factor) or factor == 0:
+            raise UnsupportedOpError([(node.name, "multiplication of two tensors or by zero (only a tensor times a "
+                                                  "nonzero number)")])
+        x = self.tensor(tensor.name)
+        if factor < 0:
+            x = self.negated(f"{node.name}_negated", x)
+        out = self.value_tensor(node.name, x.shape, x.layout)
+        mult, shift = quantize_multiplier(f64(x.scale) * abs(factor) / f64(out.scale), node.name)
+        qmin, qmax = out.qrange()
+        self.emit(node.name, "requantize", [x.name], out.name,
+                  {"multiplier": mult, "shift": shift, "input_zp": x.zero_point, "output_zp": out.zero_point,
+                   "act_min": qmin, "act_max": qmax})
+        self.ir_of[node.name] = out.name
+
     def mean(self, node: fx.Node):
         """``x.mean(dim=(2, 3))`` / ``torch.mean(x, (-2, -1), keepdim)`` of an image: a global ``avgpool`` (integer
         mean with C's truncating division, docs/numerics.md), then a ``reshape`` to (C,) unless ``keepdim``."""
@@ -301,12 +348,8 @@ class _Lowering(TransformerRules):
     def negate(self, node: fx.Node):
         """``-x`` on x's scale and bits, exactly: ``output_zp = -1 - input_zp`` makes ``y = -1 - x`` (the real value
         ``-scale * (x - zp)``), which no value of x's range leaves."""
-        x = self.tensor(node.args[0].name)
-        out = self.like(node.name, x, source=node.name)
-        out.zero_point = -1 - x.zero_point
-        qmin, qmax = out.qrange()
-        self.emit(node.name, "negate", [x.name], out.name, {"input_zp": x.zero_point, "output_zp": out.zero_point,
-                                                            "act_min": qmin, "act_max": qmax})
+        out = self.negated(node.name, self.tensor(node.args[0].name))
+        out.source = node.name
         self.ir_of[node.name] = out.name
 
     def flatten(self, node: fx.Node):
@@ -414,6 +457,10 @@ class _Lowering(TransformerRules):
             self.pool(node, kind)
         elif kind == "mean":
             self.mean(node)
+        elif kind == "sub":
+            self.sub(node)
+        elif kind == "mul":
+            self.mul(node)
         elif kind in ACTIVATIONS:
             self.activation(node, kind)
         elif kind == "neg":

@@ -30,7 +30,9 @@ def test_bias_correction_zeroes_the_mean_output_error_of_rounded_weights():
     torch.manual_seed(0)
     net = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(4, 6, 3, stride=2, groups=2))
     gm = capture(net)
-    path, conv = next((n, m) for n, m in gm.named_modules() if isinstance(m, PaddedConv2d))
+    call = next(n for n in gm.graph.nodes if n.op == "call_module" and isinstance(gm.get_submodule(n.target),
+                                                                                  PaddedConv2d))
+    conv = gm.get_submodule(call.target)
     x = torch.rand(16, 4, 9, 9, dtype=torch.float32) + 0.5   # positive inputs: a rounding error shows in the mean
     means = InputMeans(gm)
     run_recording(gm, x.numpy(), means.update)
@@ -38,7 +40,7 @@ def test_bias_correction_zeroes_the_mean_output_error_of_rounded_weights():
     qw, s_w = quantize_weight(w, 4)
     rounded = qw * s_w.astype(np.float64)[:, None, None, None]
     b = conv.bias.detach().double().numpy()
-    b_c = corrected_bias(b, w, rounded, means.mean(path), groups=2)
+    b_c = corrected_bias(b, w, rounded, means.mean(call.name), groups=2)
     xp = F.pad(x.double(), (0, 1, 0, 1))
     mean_fp = F.conv2d(xp, torch.from_numpy(w), torch.from_numpy(b), stride=2, groups=2).mean((0, 2, 3))
     mean_q = F.conv2d(xp, torch.from_numpy(rounded), torch.from_numpy(b_c), stride=2, groups=2).mean((0, 2, 3))

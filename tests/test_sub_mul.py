@@ -1,0 +1,75 @@
+"""``x - y`` (an exact ``negate`` then the integer ``add``) and ``x * c`` for a nonzero number (``requantize``,
+after ``negate`` when c < 0), written as model code writes them: close to FP32, and hwsim == host C == Cortex-M4
+under QEMU bit for bit. A product of two tensors is refused by name."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from conftest import require_tool
+
+from intonly import build_and_run, quantize, simulate
+from intonly.api import build_for
+from intonly.quantize.errors import UnsupportedOpError
+from intonly.targets import load_target
+
+
+class Arithmetic(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(3, 4, 1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        d = torch.relu(self.a(x) - self.b(x))          # operator.sub, fused ReLU
+        e = torch.sub(d * 0.5, 1.5 * self.b(x))        # scalar products both ways, torch.sub
+        return self.fc((e * -0.25).flatten(1))         # negative factor
+
+
+@pytest.fixture(scope="module")
+def arithmetic_model():
+    torch.manual_seed(0)
+    net = Arithmetic().eval()
+    x = np.random.default_rng(0).normal(size=(32, 3, 6, 6)).astype(np.float32)
+    return net, quantize(net, x), x
+
+
+def test_sub_and_scalar_mul_lower_to_negate_add_requantize_close_to_fp32(arithmetic_model):
+    net, model, x = arithmetic_model
+    ops = [n.op for n in model.nodes]
+    assert ops.count("negate") == 3 and ops.count("add") == 2 and ops.count("requantize") == 3
+    convs = [n.name for n in model.nodes if n.op == "conv2d"]
+    assert convs == ["a", "b", "b@b_1"]     # module b is called twice: the second call is named by its fx node
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy().astype(np.float64)
+    out = simulate(model, x).outputs[0]
+    assert 10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)) > 25
+
+
+def test_sub_and_scalar_mul_are_bit_exact_in_host_c_and_on_cortex_m4(arithmetic_model, gcc, tmp_path):
+    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                                      "(or: bash scripts/setup.sh as root)")
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+    _, model, x = arithmetic_model
+    sim = simulate(model, x[:4])
+    _, (c_out,) = build_and_run(model, tmp_path / "host", sim.int_inputs)
+    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
+    target = load_target("cortex-m4")
+    on_target = simulate(model, x[:4], target=target)
+    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
+    np.testing.assert_array_equal(built.outputs[0], on_target.int_outputs[0])
+
+
+@pytest.mark.parametrize("forward, message", [
+    (lambda x: x * x, "mul: multiplication of two tensors or by zero (only a tensor times a nonzero number)"),
+    (lambda x: x - 0.25, "sub: subtraction needs two tensor operands (no alpha, no scalars)"),
+])
+def test_unsupported_forms_are_refused_by_name(forward, message):
+    class Model(nn.Module):
+        def forward(self, x):
+            return forward(x)
+
+    with pytest.raises(UnsupportedOpError) as info:
+        quantize(Model(), np.ones((2, 3, 4, 4), np.float32))
+    assert info.value.ops[0][0] + ": " + info.value.ops[0][1].rpartition(" at ")[0] == message
