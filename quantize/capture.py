@@ -25,7 +25,9 @@ MODULE_KINDS = {
     nn.Conv2d: "conv", PaddedConv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
-    nn.GELU: "gelu",
+    nn.GELU: "gelu", nn.Sigmoid: "lookup", nn.Tanh: "lookup", nn.Hardswish: "lookup", nn.Hardsigmoid: "lookup",
+    nn.SiLU: "lookup", nn.ELU: "lookup", nn.LeakyReLU: "lookup", nn.Softplus: "lookup", nn.Mish: "lookup",
+    nn.PReLU: "lookup",
 }
 FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
@@ -33,11 +35,14 @@ FUNCTION_KINDS = {
     F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity", getattr: "shape",
     operator.getitem: "getitem", operator.neg: "neg", torch.neg: "neg", torch.negative: "neg", torch.mean: "mean",
     operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul",
+    torch.sigmoid: "lookup", F.sigmoid: "lookup", torch.tanh: "lookup", F.tanh: "lookup", F.hardswish: "lookup",
+    F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
+    F.mish: "lookup",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
                 "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean", "sub": "sub",
-                "mul": "mul"}
+                "mul": "mul", "sigmoid": "lookup", "tanh": "lookup"}
 # Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
@@ -51,7 +56,7 @@ LOWERS_TO = {
     "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
-    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize"),
+    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize"), "lookup": ("lookup",),
     "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",
@@ -97,6 +102,8 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
             return None, "MaxPool2d with return_indices=True"
         if kind == "avgpool" and mod.divisor_override is not None:
             return None, "AvgPool2d with divisor_override"
+        if kind == "lookup" and isinstance(mod, nn.PReLU) and mod.num_parameters != 1:
+            return None, f"PReLU with {mod.num_parameters} parameters (only one shared slope)"
         if type(mod) is nn.BatchNorm2d or type(mod) is nn.BatchNorm1d:
             return None, f"{type(mod).__name__} not directly after a Conv2d/Linear (cannot be folded)"
         return kind, f"{type(mod).__module__}.{type(mod).__name__}"

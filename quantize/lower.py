@@ -17,6 +17,7 @@ are permuted back to CHW by ``dequantize``.
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -167,9 +168,7 @@ class _Lowering(TransformerRules):
         shape = self.shape_of(rep)
         out = self.value_tensor(rep.name, shape, x.layout if op == "conv2d" else "",
                                 symmetric=rep.name in self.symmetric_values)
-        path = str(node.target)
-        if any(n.name == path for n in self.model.nodes):  # a module called more than once: name the later calls
-            path = f"{path}@{node.name}"                    # by their fx node, which is unique
+        path = self.ir_name(node)
         input_mean = self.input_means.mean(node.name) if self.input_means is not None else None
         self.linear_layer(path, op, mod, x, out, bounds, input_mean=input_mean)
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
@@ -311,6 +310,40 @@ class _Lowering(TransformerRules):
         self.emit(node.name, "requantize", [x.name], out.name,
                   {"multiplier": mult, "shift": shift, "input_zp": x.zero_point, "output_zp": out.zero_point,
                    "act_min": qmin, "act_max": qmax})
+        self.ir_of[node.name] = out.name
+
+    def ir_name(self, node: fx.Node) -> str:
+        """The IR node name of an fx node: its module path (a module called more than once: the later calls get
+        ``path@<fx node>``, unique), or the fx node's own name."""
+        if node.op != "call_module":
+            return node.name
+        path = str(node.target)
+        return f"{path}@{node.name}" if any(n.name == path for n in self.model.nodes) else path
+
+    def lookup(self, node: fx.Node):
+        """An elementwise float function of one tensor (Sigmoid, Tanh, Hardswish, SiLU, ELU, LeakyReLU, ...) as a
+        ``lookup`` table: the node's own module or function evaluated in float64 at every input code, rounded half
+        to even onto the calibrated output's grid and clamped to its range (quantize/ops/lookup.py)."""
+        extra = [*node.args[1:], *node.kwargs.values()]
+        if any(isinstance(a, fx.Node) for a in extra):
+            raise UnsupportedOpError([(self.ir_name(node), "elementwise function of several tensors")])
+        x = self.tensor(node.args[0].name)
+        out = self.value_tensor(node.name, x.shape, x.layout)
+        qmin, qmax = x.qrange()
+        codes = np.arange(qmin, qmax + 1, dtype=np.float64)
+        values = torch.from_numpy((codes - x.zero_point) * f64(x.scale))
+        with torch.no_grad():
+            if node.op == "call_module":
+                result = copy.deepcopy(self.gm.get_submodule(node.target)).double()(values)
+            elif node.op == "call_method":
+                result = getattr(values, node.target)(*node.args[1:], **node.kwargs)
+            else:
+                result = node.target(values, *node.args[1:], **node.kwargs)
+        lo, hi = out.qrange()
+        table = np.clip(np.rint(result.numpy() / f64(out.scale)) + out.zero_point, lo, hi).astype(out.dtype)
+        name = self.ir_name(node)
+        self.emit(name, "lookup", [x.name], out.name, {"input_min": qmin},
+                  {"table": self.add_constant(f"{name}.table", table)})
         self.ir_of[node.name] = out.name
 
     def mean(self, node: fx.Node):
@@ -461,6 +494,8 @@ class _Lowering(TransformerRules):
             self.sub(node)
         elif kind == "mul":
             self.mul(node)
+        elif kind == "lookup":
+            self.lookup(node)
         elif kind in ACTIVATIONS:
             self.activation(node, kind)
         elif kind == "neg":

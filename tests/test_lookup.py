@@ -1,0 +1,93 @@
+"""Smooth activations as model code writes them (modules, torch functions, Tensor methods) lower to the integer
+``lookup`` op: its table is the float function at every input code on the output grid (checked code by code),
+the model stays close to FP32, and hwsim == host C == Cortex-M4 under QEMU bit for bit."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from conftest import require_tool
+
+from intonly import build_and_run, quantize, simulate
+from intonly.api import build_for
+from intonly.quantize.errors import ModelFileError, UnsupportedOpError
+from intonly.targets import load_target
+
+
+class SmoothHead(nn.Module):
+    """Every supported smooth activation, each in the form models write it, without tensor products."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 6, 3, padding=1), nn.Conv2d(6, 6, 1)
+        self.hswish, self.silu, self.elu = nn.Hardswish(), nn.SiLU(), nn.ELU(alpha=0.5)
+        self.leaky, self.prelu, self.hsig = nn.LeakyReLU(0.1), nn.PReLU(), nn.Hardsigmoid()
+        self.fc = nn.Linear(6 * 5 * 5, 4)
+
+    def forward(self, x):
+        y = self.hswish(self.c1(x))
+        y = self.elu(self.c2(self.silu(y))) + self.leaky(y)
+        y = self.prelu(y) + self.hsig(y)
+        y = torch.sigmoid(y) + F.softplus(y).tanh()
+        return self.fc(F.mish(y).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def head_model():
+    torch.manual_seed(1)
+    net = SmoothHead().eval()
+    x = np.random.default_rng(1).normal(size=(32, 3, 5, 5)).astype(np.float32)
+    return net, quantize(net, x), x
+
+
+def test_tables_are_the_float_function_at_every_code_on_the_output_grid(head_model):
+    _, model, _ = head_model
+    node = next(n for n in model.nodes if n.op == "lookup")
+    assert node.name == "hswish"
+    xi, yi = model.tensors[node.inputs[0]], model.tensors[node.outputs[0]]
+    lo, hi = xi.qrange()
+    codes = np.arange(lo, hi + 1)
+    real = torch.from_numpy((codes - xi.zero_point) * np.float64(np.float32(xi.scale)))
+    expected = np.clip(np.rint(F.hardswish(real).numpy() / np.float64(np.float32(yi.scale))) + yi.zero_point,
+                       *yi.qrange())
+    np.testing.assert_array_equal(model.param(node, "table"), expected)
+    assert node.attrs["input_min"] == lo == -128 and model.param(node, "table").size == 256
+
+
+def test_smooth_activations_stay_close_to_fp32(head_model):
+    net, model, x = head_model
+    assert [n.op for n in model.nodes].count("lookup") == 10
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy().astype(np.float64)
+    out = simulate(model, x).outputs[0]
+    assert 10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)) > 25
+
+
+def test_smooth_activations_are_bit_exact_in_host_c_and_on_cortex_m4(head_model, gcc, tmp_path):
+    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                                      "(or: bash scripts/setup.sh as root)")
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+    _, model, x = head_model
+    sim = simulate(model, x[:4])
+    _, (c_out,) = build_and_run(model, tmp_path / "host", sim.int_inputs)
+    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
+    target = load_target("cortex-m4")
+    on_target = simulate(model, x[:4], target=target)
+    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
+    np.testing.assert_array_equal(built.outputs[0], on_target.int_outputs[0])
+
+
+def test_a_table_too_short_for_its_input_is_refused(head_model):
+    model = copy.deepcopy(head_model[1])
+    node = next(n for n in model.nodes if n.op == "lookup")
+    model.constants[node.params["table"]] = model.param(node, "table")[:200]
+    with pytest.raises(ModelFileError, match=r"x - input_min \(< table size\)"):
+        model.validate()
+
+
+def test_per_channel_prelu_is_refused_by_name():
+    with pytest.raises(UnsupportedOpError, match=r"1: PReLU with 3 parameters \(only one shared slope\)"):
+        quantize(nn.Sequential(nn.Conv2d(3, 3, 1), nn.PReLU(3)), np.ones((2, 3, 4, 4), np.float32))
