@@ -56,7 +56,7 @@ LOWERS_TO = {
     "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
-    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize"), "lookup": ("lookup",),
+    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize", "mul", "constant"), "lookup": ("lookup",),
     "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",

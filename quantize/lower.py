@@ -32,6 +32,7 @@ from .errors import DataError, IntonlyError, QuantizationError, UnsupportedOpErr
 from .bias_correction import InputMeans, conv_padding, corrected_bias
 from .bounds import weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
+from .ops import infer_shape
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
 from .widths import choose_widths
@@ -292,15 +293,18 @@ class _Lowering(TransformerRules):
         return out
 
     def mul(self, node: fx.Node):
-        """``x * c`` / ``c * x`` for a nonzero number ``c``: ``requantize`` from x's scale times ``|c|`` to the
-        calibrated output's (after an exact ``negate`` when ``c < 0``)."""
+        """``x * y`` of two tensors: the integer ``mul`` (the operand with fewer elements broadcast, as a
+        squeeze-and-excitation gate). ``x * c`` / ``c * x`` for a nonzero number ``c``: ``requantize`` from x's
+        scale times ``|c|`` to the calibrated output's (after an exact ``negate`` when ``c < 0``)."""
         a, b = node.args[:2]
+        if len(node.args) == 2 and not node.kwargs and all(isinstance(t, fx.Node) for t in (a, b)):
+            return self.tensor_product(node, a, b)
         tensor, factor = (a, b) if isinstance(a, fx.Node) else (b, a)
         if len(node.args) > 2 or node.kwargs or not isinstance(tensor, fx.Node) or \
                 isinstance(factor, (fx.Node, bool)) or not isinstance(factor, (int, float)) or \
                 not math.isfinite(factor) or factor == 0:
-            raise UnsupportedOpError([(node.name, "multiplication of two tensors or by zero (only a tensor times a "
-                                                  "nonzero number)")])
+            raise UnsupportedOpError([(node.name, "multiplication by zero or by something other than a tensor or "
+                                                  "a number")])
         x = self.tensor(tensor.name)
         if factor < 0:
             x = self.negated(f"{node.name}_negated", x)
@@ -345,6 +349,29 @@ class _Lowering(TransformerRules):
         self.emit(name, "lookup", [x.name], out.name, {"input_min": qmin},
                   {"table": self.add_constant(f"{name}.table", table)})
         self.ir_of[node.name] = out.name
+
+    def tensor_product(self, node: fx.Node, a: fx.Node, b: fx.Node):
+        ta, tb = (self.operand(t, f"{node.name}.operand{i}", self.bits_of(node.name)) for i, t in enumerate((a, b)))
+        if math.prod(tb.shape) > math.prod(ta.shape):
+            ta, tb = tb, ta
+        try:
+            infer_shape("mul", {}, [ta.shape, tb.shape], {})
+        except ValueError:
+            raise UnsupportedOpError([(node.name, f"product of tensors of per-sample shapes {self.shapes[a.name]} and "
+                                                  f"{self.shapes[b.name]} (equal, or one broadcast over the other's "
+                                                  "leading axes, as a per-channel gate)")]) from None
+        product = max(abs(v - ta.zero_point) for v in ta.qrange()) * max(abs(v - tb.zero_point) for v in tb.qrange())
+        if product > 2**31 - 1:
+            raise QuantizationError(f"{node.name}: the int32 product (a - za) * (b - zb) can reach {product} with "
+                                    f"{ta.bits}- and {tb.bits}-bit operands; lower act_bits")
+        rep, bounds = self.fused_activation(node)
+        out = self.value_tensor(rep.name, ta.shape, ta.layout)
+        mult, shift = quantize_multiplier(f64(ta.scale) * f64(tb.scale) / f64(out.scale), node.name)
+        act_min, act_max = self.clamp_bounds(out, bounds)
+        self.emit(node.name, "mul", [ta.name, tb.name], out.name,
+                  {"input_zps": [ta.zero_point, tb.zero_point], "multiplier": mult, "shift": shift,
+                   "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
     def mean(self, node: fx.Node):
         """``x.mean(dim=(2, 3))`` / ``torch.mean(x, (-2, -1), keepdim)`` of an image: a global ``avgpool`` (integer

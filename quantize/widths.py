@@ -16,7 +16,9 @@ Rules, in order (:func:`choose_widths`):
    int32 range, leaving the other half for the bias; ``max|x - zp|`` is 2^(bits-1) for symmetric activations,
    2^bits - 1 for asymmetric ones), and Q and K are narrowed until
    ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ; a layer reading the value through ops that keep its
-   width (pools, flatten, activations: :data:`WIDTH_PRESERVING`) counts as reading it.
+   width (pools, flatten, activations: :data:`WIDTH_PRESERVING`) counts as reading it;
+6. the operands of a product of two tensors are narrowed (the wider first, not below ``min(act_bits, 8)``) until
+   ``(2^ba - 1)(2^bb - 1) < 2^31``, the int32 product's bound.
 
 Attention intermediates are named ``<attention node>.<q|k|v|scores|context>`` (the leaf's calibration
 intermediates). The result is a dict ``value name -> bits`` for the values whose width differs from
@@ -110,5 +112,13 @@ def choose_widths(gm: fx.GraphModule, cfg: QuantConfig, observers: dict) -> dict
             q, k = f"{node.name}.q", f"{node.name}.k"
             while head_dim << (bits.get(q, cfg.act_bits) + bits.get(k, cfg.act_bits) - 2) >= 2**31:
                 wider = q if bits.get(q, cfg.act_bits) >= bits.get(k, cfg.act_bits) else k
+                bits[wider] = bits.get(wider, cfg.act_bits) - 1
+    for node in gm.graph.nodes:  # the int32 product of two tensors (mul): (2^ba - 1)(2^bb - 1) < 2^31
+        if op_kind(gm, node)[0] == "mul" and len(node.args) == 2 and all(isinstance(a, fx.Node) for a in node.args):
+            a, b = (arg.name for arg in node.args)
+            while ((1 << bits.get(a, cfg.act_bits)) - 1) * ((1 << bits.get(b, cfg.act_bits)) - 1) >= 2**31:
+                wider = a if bits.get(a, cfg.act_bits) >= bits.get(b, cfg.act_bits) else b
+                if bits.get(wider, cfg.act_bits) <= floor:
+                    break
                 bits[wider] = bits.get(wider, cfg.act_bits) - 1
     return {name: b for name, b in bits.items() if b != cfg.act_bits}

@@ -62,7 +62,9 @@ def test_sub_and_scalar_mul_are_bit_exact_in_host_c_and_on_cortex_m4(arithmetic_
 
 
 @pytest.mark.parametrize("forward, message", [
-    (lambda x: x * x, "mul: multiplication of two tensors or by zero (only a tensor times a nonzero number)"),
+    (lambda x: x * 0, "mul: multiplication by zero or by something other than a tensor or a number"),
+    (lambda x: x * x.mean(1, keepdim=True), "mean: mean over dim=1 of a tensor of per-sample shape (3, 4, 4) (only "
+                                             "the spatial dims (2, 3) of an image)"),
     (lambda x: x - 0.25, "sub: subtraction needs two tensor operands (no alpha, no scalars)"),
 ])
 def test_unsupported_forms_are_refused_by_name(forward, message):
