@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
-from .rewrite import PaddedConv2d, functional_convs, merge_zero_pads
+from .rewrite import PaddedConv2d, functional_convs, merge_zero_pads, standalone_batchnorms
 
 MODULE_KINDS = {
     nn.Conv2d: "conv", PaddedConv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
@@ -125,8 +125,8 @@ class LeafTracer(fx.Tracer):
 
 def capture(model: nn.Module) -> fx.GraphModule:
     """Trace ``model`` (a copy, in eval mode) with torch.fx, turn functional convolutions into modules, fold
-    Conv2d+BatchNorm2d / Linear+BatchNorm1d, and merge zero paddings into the convolutions that read them
-    (quantize/rewrite.py)."""
+    Conv2d+BatchNorm2d / Linear+BatchNorm1d, turn the other BatchNorm2d into depthwise 1x1 convolutions, and merge
+    zero paddings into the convolutions that read them (quantize/rewrite.py)."""
     model = copy.deepcopy(model).eval()
     tracer = LeafTracer()
     tracer.record_stack_traces = True  # so unsupported ops can be reported with their source line
@@ -137,6 +137,7 @@ def capture(model: nn.Module) -> fx.GraphModule:
                            f"{type(exc).__name__}: {exc}") from None
     functional_convs(gm)
     gm = fuse(gm, no_trace=True)
+    standalone_batchnorms(gm)
     merge_zero_pads(gm)
     return gm
 

@@ -8,6 +8,9 @@ turned into the module forms the lowering knows, with the float function unchang
   mode "constant" and value 0) whose only reader is a convolution becomes part of that convolution's padding,
   asymmetric where it is (:class:`PaddedConv2d`), which the IR's conv2d states as (top, left, bottom, right).
   The IR pads a convolution with the input zero point, the integer for real 0, so this is exact.
+* :func:`standalone_batchnorms`: a ``BatchNorm2d`` that does not follow a convolution (so did not fold into one),
+  in eval mode with running statistics, is the per-channel affine map ``g x + b`` with ``g = gamma /
+  sqrt(var + eps)``, ``b = beta - mean g``: it becomes the depthwise 1x1 ``nn.Conv2d`` computing exactly that.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import torch.nn.functional as F
 CONV2D_FUNCTIONS = (F.conv2d, torch.conv2d)
 # What the rewrites let a model call, by the IR op it ends in (the PyTorch column of `intonly ops`).
 FRONTENDS = {"conv2d": ("torch.conv2d", "torch.nn.functional.conv2d", "torch.nn.ZeroPad2d (merged into the conv)",
-                        "torch.nn.ConstantPad2d (value 0, merged)", "torch.nn.functional.pad (constant 0, merged)")}
+                        "torch.nn.ConstantPad2d (value 0, merged)", "torch.nn.functional.pad (constant 0, merged)",
+                        "torch.nn.BatchNorm2d (not after a conv: a depthwise 1x1 conv)")}
 CONV2D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 CONV2D_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 
@@ -143,4 +147,25 @@ def merge_zero_pads(gm: fx.GraphModule) -> None:
             gm.delete_submodule(pad_node.target)   # it may live inside a module still in use (the conv itself)
     gm.graph.eliminate_dead_code()
     gm.delete_all_unused_submodules()   # the merged paddings, the folded BatchNorms
+    gm.recompile()
+
+
+def standalone_batchnorms(gm: fx.GraphModule) -> None:
+    """Each call of a ``BatchNorm2d`` left after folding (eval mode, running statistics) becomes a call of the
+    depthwise 1x1 ``nn.Conv2d`` computing the same per-channel affine map, under the same path."""
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        bn = gm.get_submodule(node.target)
+        if type(bn) is not nn.BatchNorm2d or bn.training or bn.running_mean is None:
+            continue
+        with torch.no_grad():
+            gain = torch.rsqrt(bn.running_var.double() + bn.eps)
+            shift = -bn.running_mean.double() * gain
+            if bn.affine:
+                gain, shift = gain * bn.weight.double(), shift * bn.weight.double() + bn.bias.double()
+            conv = nn.Conv2d(bn.num_features, bn.num_features, 1, groups=bn.num_features)
+            conv.weight.copy_(gain.reshape(-1, 1, 1, 1))
+            conv.bias.copy_(shift)
+        gm.add_submodule(node.target, conv.eval())
     gm.recompile()

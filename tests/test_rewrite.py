@@ -173,3 +173,28 @@ def test_a_weight_shared_by_two_functional_convs_keeps_both_strides():
     x = torch.randn(2, 2, 9, 9)
     with torch.no_grad():
         torch.testing.assert_close(gm(x), net(x))
+
+
+def test_a_batchnorm_after_a_pool_becomes_an_exact_depthwise_conv(gcc, tmp_path):
+    """BatchNorm2d that cannot fold (after a pool) is the per-channel affine map: a depthwise 1x1 conv with the
+    same float function, then quantized and bit-exact in C like any conv."""
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.BatchNorm2d(4), nn.Flatten(),
+                        nn.Linear(64, 2))
+    with torch.no_grad():
+        net[3].running_mean.uniform_(-1, 1)
+        net[3].running_var.uniform_(0.5, 2)
+        net[3].weight.uniform_(0.5, 1.5)
+        net[3].bias.uniform_(-1, 1)
+    net.eval()
+    gm = capture(net)
+    check_supported(gm)
+    conv = gm.get_submodule("3")
+    assert isinstance(conv, nn.Conv2d) and conv.groups == 4 and conv.kernel_size == (1, 1)
+    x = torch.from_numpy(np.random.default_rng(4).normal(size=(16, 3, 10, 10)).astype(np.float32))
+    with torch.no_grad():
+        torch.testing.assert_close(gm(x), net(x), rtol=1e-5, atol=1e-5)
+    model = quantize(net, x.numpy())
+    sim = simulate(model, x.numpy()[:4])
+    _, (c_out,) = build_and_run(model, tmp_path / "c", sim.int_inputs)
+    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
