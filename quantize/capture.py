@@ -27,7 +27,7 @@ MODULE_KINDS = {
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
     nn.GELU: "gelu", nn.Sigmoid: "lookup", nn.Tanh: "lookup", nn.Hardswish: "lookup", nn.Hardsigmoid: "lookup",
     nn.SiLU: "lookup", nn.ELU: "lookup", nn.LeakyReLU: "lookup", nn.Softplus: "lookup", nn.Mish: "lookup",
-    nn.PReLU: "lookup",
+    nn.PReLU: "lookup", nn.Upsample: "resize", nn.UpsamplingNearest2d: "resize",
 }
 FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
@@ -37,7 +37,7 @@ FUNCTION_KINDS = {
     operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul",
     torch.sigmoid: "lookup", F.sigmoid: "lookup", torch.tanh: "lookup", F.tanh: "lookup", F.hardswish: "lookup",
     F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
-    F.mish: "lookup",
+    F.mish: "lookup", F.interpolate: "resize",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
@@ -56,7 +56,7 @@ LOWERS_TO = {
     "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
-    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize", "mul", "constant"), "lookup": ("lookup",),
+    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize", "mul", "constant"), "lookup": ("lookup",), "resize": ("resize_nearest",),
     "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",

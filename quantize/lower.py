@@ -373,6 +373,26 @@ class _Lowering(TransformerRules):
                    "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
+    def resize(self, node: fx.Node):
+        """``nn.Upsample`` / ``F.interpolate`` with mode ``nearest`` or ``nearest-exact`` to an integer multiple of
+        the input size: ``resize_nearest`` (data movement on the input's scale)."""
+        if node.op == "call_module":
+            mode = self.gm.get_submodule(node.target).mode
+        else:
+            mode = dict(zip(("input", "size", "scale_factor", "mode"), node.args), **node.kwargs).get("mode",
+                                                                                                         "nearest")
+        x = self.tensor(node.args[0].name)
+        c, oh, ow = self.shapes[node.name] if len(self.shapes[node.name]) == 3 else (0, 0, 0)
+        h, w = x.shape[:2] if x.layout == "HWC" else (0, 0)
+        if mode not in ("nearest", "nearest-exact") or not h or oh % h or ow % w:
+            raise UnsupportedOpError([(self.ir_name(node), f"resize with mode={mode!r} of per-sample shape "
+                                                           f"{self.shapes[node.args[0].name]} to "
+                                                           f"{self.shapes[node.name]} (only nearest, by integer "
+                                                           "factors, of an image)")])
+        out = self.like(node.name, x, (oh, ow, c), source=node.name)
+        self.emit(self.ir_name(node), "resize_nearest", [x.name], out.name, {"scale": [oh // h, ow // w]})
+        self.ir_of[node.name] = out.name
+
     def mean(self, node: fx.Node):
         """``x.mean(dim=(2, 3))`` / ``torch.mean(x, (-2, -1), keepdim)`` of an image: a global ``avgpool`` (integer
         mean with C's truncating division, docs/numerics.md), then a ``reshape`` to (C,) unless ``keepdim``."""
@@ -523,6 +543,8 @@ class _Lowering(TransformerRules):
             self.mul(node)
         elif kind == "lookup":
             self.lookup(node)
+        elif kind == "resize":
+            self.resize(node)
         elif kind in ACTIVATIONS:
             self.activation(node, kind)
         elif kind == "neg":

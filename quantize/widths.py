@@ -35,7 +35,7 @@ from .observers import sqnr_db
 from .weights import quantize_weight
 
 # Kinds whose lowering gives the output its input's width (quantize/lower.py ``like``).
-WIDTH_PRESERVING = ("identity", "flatten", "maxpool", "avgpool", "adaptive_avgpool", "mean", "relu", "relu6", "hardtanh",
+WIDTH_PRESERVING = ("identity", "flatten", "maxpool", "avgpool", "adaptive_avgpool", "mean", "resize", "relu", "relu6", "hardtanh",
                     "neg")
 SOFTMAX_MAX_STEP = 1.0 / 16  # largest scores step at act_bits: exps then err by at most e^(1/32) - 1 = 3.2%
 

@@ -52,3 +52,25 @@ def single_op_model(op: str, in_infos: list[TensorInfo], out_info: TensorInfo, a
 def random_ints(rng: np.random.Generator, shape, info: TensorInfo) -> np.ndarray:
     lo, hi = info.qrange()
     return rng.integers(lo, hi + 1, size=shape).astype(info.dtype)
+
+
+def assert_c_equals_hwsim_on_host_and_cortex_m4(model: IntModel, x: np.ndarray, tmp_path) -> None:
+    """The model's generated C, built for the host with gcc and for Cortex-M4 with arm-none-eabi-gcc under
+    qemu-system-arm, gives hwsim's integer outputs bit for bit (under each one's numerics) on every output."""
+    from intonly import build_and_run, simulate
+    from intonly.api import build_for
+    from intonly.targets import load_target
+
+    require_tool("gcc", "apt-get install gcc (or: bash scripts/setup.sh as root)")
+    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+                                      "(or: bash scripts/setup.sh as root)")
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+    sim = simulate(model, x)
+    _, c_outs = build_and_run(model, tmp_path / "host", sim.int_inputs)
+    target = load_target("cortex-m4")
+    on_target = simulate(model, x, target=target)
+    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
+    assert len(c_outs) == len(built.outputs) == len(sim.int_outputs)
+    for c, b, s, t in zip(c_outs, built.outputs, sim.int_outputs, on_target.int_outputs):
+        np.testing.assert_array_equal(c, s)
+        np.testing.assert_array_equal(b, t)

@@ -9,12 +9,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import require_tool
+from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4
 
-from intonly import build_and_run, quantize, simulate
-from intonly.api import build_for
+from intonly import quantize, simulate
 from intonly.quantize.errors import ModelFileError, UnsupportedOpError
-from intonly.targets import load_target
 
 
 class SmoothHead(nn.Module):
@@ -66,18 +64,9 @@ def test_smooth_activations_stay_close_to_fp32(head_model):
     assert 10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)) > 25
 
 
-def test_smooth_activations_are_bit_exact_in_host_c_and_on_cortex_m4(head_model, gcc, tmp_path):
-    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                                      "(or: bash scripts/setup.sh as root)")
-    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+def test_smooth_activations_are_bit_exact_in_host_c_and_on_cortex_m4(head_model, tmp_path):
     _, model, x = head_model
-    sim = simulate(model, x[:4])
-    _, (c_out,) = build_and_run(model, tmp_path / "host", sim.int_inputs)
-    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
-    target = load_target("cortex-m4")
-    on_target = simulate(model, x[:4], target=target)
-    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
-    np.testing.assert_array_equal(built.outputs[0], on_target.int_outputs[0])
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)
 
 
 def test_a_table_too_short_for_its_input_is_refused(head_model):

@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import require_tool
+from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4
 
-from intonly import build_and_run, quantize, simulate
-from intonly.api import build_for
+from intonly import quantize, simulate
 from intonly.quantize.errors import UnsupportedOpError
-from intonly.targets import load_target
 
 
 class SpatialMeans(nn.Module):
@@ -46,20 +44,9 @@ def test_spatial_mean_is_a_global_avgpool_close_to_fp32(means_model):
         assert 10 * np.log10(np.sum(r ** 2) / np.sum((out - r) ** 2)) > 30
 
 
-def test_spatial_mean_is_bit_exact_in_host_c_and_on_cortex_m4(means_model, gcc, tmp_path):
-    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                                      "(or: bash scripts/setup.sh as root)")
-    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+def test_spatial_mean_is_bit_exact_in_host_c_and_on_cortex_m4(means_model, tmp_path):
     _, model, x = means_model
-    sim = simulate(model, x[:4])
-    _, c_outs = build_and_run(model, tmp_path / "host", sim.int_inputs)
-    for c, s in zip(c_outs, sim.int_outputs):
-        np.testing.assert_array_equal(c, s)
-    target = load_target("cortex-m4")
-    on_target = simulate(model, x[:4], target=target)
-    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
-    for b, s in zip(built.outputs, on_target.int_outputs):
-        np.testing.assert_array_equal(b, s)
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)
 
 
 def test_a_mean_over_channels_is_refused_by_name():

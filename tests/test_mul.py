@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import require_tool
+from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4
 
-from intonly import QuantConfig, build_and_run, quantize, simulate
-from intonly.api import build_for
+from intonly import QuantConfig, quantize, simulate
 from intonly.quantize.bounds import node_bounds
-from intonly.targets import load_target
 
 
 class SqueezeExcite(nn.Module):
@@ -57,18 +55,9 @@ def test_gate_and_product_lower_to_mul_close_to_fp32(gated):
     assert 10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)) > 25
 
 
-def test_mul_is_bit_exact_in_host_c_and_on_cortex_m4(gated, gcc, tmp_path):
-    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                                      "(or: bash scripts/setup.sh as root)")
-    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+def test_mul_is_bit_exact_in_host_c_and_on_cortex_m4(gated, tmp_path):
     _, model, x = gated
-    sim = simulate(model, x[:4])
-    _, (c_out,) = build_and_run(model, tmp_path / "host", sim.int_inputs)
-    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
-    target = load_target("cortex-m4")
-    on_target = simulate(model, x[:4], target=target)
-    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
-    np.testing.assert_array_equal(built.outputs[0], on_target.int_outputs[0])
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)
 
 
 def test_fast_kernel_equals_the_reference_kernel(gated):

@@ -6,17 +6,15 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from conftest import require_tool
+from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4
 
-from intonly import QuantConfig, build_and_run, quantize, simulate
-from intonly.api import build_for
+from intonly import QuantConfig, quantize, simulate
 from intonly.demos import digits
 from intonly.quantize.bias_correction import InputMeans, corrected_bias
 from intonly.quantize.bounds import weighted_bound
 from intonly.quantize.capture import capture, run_recording
 from intonly.quantize.rewrite import PaddedConv2d
 from intonly.quantize.weights import quantize_weight
-from intonly.targets import load_target
 
 
 def logit_sqnr(fp, q):
@@ -120,15 +118,6 @@ def test_wide_weights_take_what_the_int32_proof_leaves(digits_wide):
     assert logit_sqnr(fp, simulate(wide, x).outputs[0]) > logit_sqnr(fp, simulate(narrow, x).outputs[0]) + 15
 
 
-def test_wide_weights_are_bit_exact_in_host_c_and_on_cortex_m4(digits_wide, gcc, tmp_path):
-    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                                      "(or: bash scripts/setup.sh as root)")
-    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+def test_wide_weights_are_bit_exact_in_host_c_and_on_cortex_m4(digits_wide, tmp_path):
     _, wide, _, x = digits_wide
-    sim = simulate(wide, x[:8])
-    _, (c_out,) = build_and_run(wide, tmp_path / "host", sim.int_inputs)
-    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
-    target = load_target("cortex-m4")
-    on_target = simulate(wide, x[:8], target=target)
-    built = build_for(wide, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
-    np.testing.assert_array_equal(built.outputs[0], on_target.int_outputs[0])
+    assert_c_equals_hwsim_on_host_and_cortex_m4(wide, x[:8], tmp_path)

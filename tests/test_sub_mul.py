@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import require_tool
+from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4
 
-from intonly import build_and_run, quantize, simulate
-from intonly.api import build_for
+from intonly import quantize, simulate
 from intonly.quantize.errors import UnsupportedOpError
-from intonly.targets import load_target
 
 
 class Arithmetic(nn.Module):
@@ -47,18 +45,9 @@ def test_sub_and_scalar_mul_lower_to_negate_add_requantize_close_to_fp32(arithme
     assert 10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)) > 25
 
 
-def test_sub_and_scalar_mul_are_bit_exact_in_host_c_and_on_cortex_m4(arithmetic_model, gcc, tmp_path):
-    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi "
-                                      "(or: bash scripts/setup.sh as root)")
-    require_tool("qemu-system-arm", "apt-get install qemu-system-arm (or: bash scripts/setup.sh as root)")
+def test_sub_and_scalar_mul_are_bit_exact_in_host_c_and_on_cortex_m4(arithmetic_model, tmp_path):
     _, model, x = arithmetic_model
-    sim = simulate(model, x[:4])
-    _, (c_out,) = build_and_run(model, tmp_path / "host", sim.int_inputs)
-    np.testing.assert_array_equal(c_out, sim.int_outputs[0])
-    target = load_target("cortex-m4")
-    on_target = simulate(model, x[:4], target=target)
-    built = build_for(model, target, tmp_path / "m4", run_inputs=on_target.int_inputs, timeout=60)
-    np.testing.assert_array_equal(built.outputs[0], on_target.int_outputs[0])
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)
 
 
 @pytest.mark.parametrize("forward, message", [

@@ -19,8 +19,8 @@ class Everything(nn.Module):
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.norm = nn.LayerNorm([4, 8, 8])
         self.pool = nn.AdaptiveAvgPool2d((3, 3))
-        self.up, self.tconv, self.mp = nn.Upsample(scale_factor=2), nn.ConvTranspose2d(4, 4, 2), nn.MaxPool2d(3, 2,
-                                                                                                           ceil_mode=True)
+        self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2)
+        self.mp = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.prelu, self.conv1d, self.lstm = nn.PReLU(4), nn.Conv1d(4, 4, 3), nn.LSTM(4, 4, batch_first=True)
         self.fc = nn.Linear(36, 2)
 
@@ -39,7 +39,8 @@ def test_every_unsupported_construct_is_listed_in_one_error():
     assert listed == [
         ("pool", "AdaptiveAvgPool2d 8x8 -> 3x3 (only evenly dividing windows)"),
         ("norm", "LayerNorm over (4, 8, 8) (only the last axis)"),
-        ("up", "torch.nn.modules.upsampling.Upsample"),
+        ("up", "resize with mode='bilinear' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest, by integer "
+               "factors, of an image)"),
         ("tconv", "torch.nn.modules.conv.ConvTranspose2d"),
         ("mp", "MaxPool2d with ceil_mode=True"),
         ("prelu", "PReLU with 4 parameters (only one shared slope)"),
