@@ -96,8 +96,8 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
             return None, f"GELU(approximate={mod.approximate!r}) (only the exact erf GELU)"
         if kind == "conv" and mod.padding_mode != "zeros":
             return None, f"Conv2d with padding_mode={mod.padding_mode!r} (only 'zeros')"
-        if kind in ("maxpool", "avgpool") and mod.ceil_mode:
-            return None, f"{type(mod).__name__} with ceil_mode=True"
+        if kind == "avgpool" and mod.ceil_mode:
+            return None, "AvgPool2d with ceil_mode=True"
         if kind == "maxpool" and mod.return_indices:
             return None, "MaxPool2d with return_indices=True"
         if kind == "avgpool" and mod.divisor_override is not None:

@@ -261,6 +261,10 @@ class _Lowering(TransformerRules):
         name = str(node.target) if node.op == "call_module" else node.name
         if kind == "maxpool":
             dil = _pair(self.gm.get_submodule(node.target).dilation)
+            # ceil_mode: the windows PyTorch adds at the bottom/right read extra padding, which never wins a max
+            oh, ow = out.shape[:2]
+            pads[2] = max(pads[2], (oh - 1) * stride[0] + dil[0] * (kernel[0] - 1) + 1 - h - pads[0])
+            pads[3] = max(pads[3], (ow - 1) * stride[1] + dil[1] * (kernel[1] - 1) + 1 - w - pads[1])
             self.emit(name, "maxpool", [x.name], out.name, {"kernel": kernel, "stride": stride, "padding": pads,
                                                              "dilation": dil})
         else:

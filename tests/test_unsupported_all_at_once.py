@@ -20,7 +20,7 @@ class Everything(nn.Module):
         self.norm = nn.LayerNorm([4, 8, 8])
         self.pool = nn.AdaptiveAvgPool2d((3, 3))
         self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2)
-        self.mp = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.mp = nn.AvgPool2d(3, 2, ceil_mode=True)
         self.prelu, self.conv1d, self.lstm = nn.PReLU(4), nn.Conv1d(4, 4, 3), nn.LSTM(4, 4, batch_first=True)
         self.fc = nn.Linear(36, 2)
 
@@ -42,7 +42,7 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("up", "resize with mode='bilinear' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest, by integer "
                "factors, of an image)"),
         ("tconv", "torch.nn.modules.conv.ConvTranspose2d"),
-        ("mp", "MaxPool2d with ceil_mode=True"),
+        ("mp", "AvgPool2d with ceil_mode=True"),
         ("prelu", "PReLU with 4 parameters (only one shared slope)"),
         ("sub", "subtraction needs two tensor operands (no alpha, no scalars)"),
         ("permute", "method Tensor.permute"),
