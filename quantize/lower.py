@@ -218,13 +218,18 @@ class _Lowering(TransformerRules):
         shape = self.shapes[node.name]
         return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
 
-    def add(self, node: fx.Node):
+    def add(self, node: fx.Node, subtract: bool = False):
+        """``x + y`` of two tensors: the integer ``add``; ``x - y`` (``subtract``): ``negate(y)`` first (exact, on
+        y's scale)."""
         a, b = node.args[:2]
         if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
-            raise UnsupportedOpError([(node.name, "add needs two tensor operands (no alpha, no scalars)")])
+            what = "subtraction" if subtract else "add"
+            raise UnsupportedOpError([(node.name, f"{what} needs two tensor operands (no alpha, no scalars)")])
         rep, bounds = self.fused_activation(node)
         bits = self.bits_of(node.name)
         ta, tb = (self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b)))
+        if subtract:
+            tb = self.negated(f"{node.name}_negated", tb)
         out = self.value_tensor(rep.name, ta.shape, ta.layout)
         self.add_tensors(node.name, ta, tb, out, bounds)
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
@@ -275,17 +280,7 @@ class _Lowering(TransformerRules):
         self.ir_of[node.name] = out.name
 
     def sub(self, node: fx.Node):
-        """``x - y`` of two tensors: ``negate(y)`` (exact, on y's scale) then the integer ``add``."""
-        a, b = node.args[:2]
-        if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
-            raise UnsupportedOpError([(node.name, "subtraction needs two tensor operands (no alpha, no scalars)")])
-        rep, bounds = self.fused_activation(node)
-        bits = self.bits_of(node.name)
-        ta, tb = (self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b)))
-        negated = self.negated(f"{node.name}_negated", tb)
-        out = self.value_tensor(rep.name, ta.shape, ta.layout)
-        self.add_tensors(node.name, ta, negated, out, bounds)
-        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+        self.add(node, subtract=True)
 
     def negated(self, name: str, x: TensorInfo) -> TensorInfo:
         """A ``negate`` node: ``-x`` on x's scale and bits, exactly (``output_zp = -1 - input_zp``)."""
@@ -539,16 +534,6 @@ class _Lowering(TransformerRules):
             self.add(node)
         elif kind in ("maxpool", "avgpool", "adaptive_avgpool"):
             self.pool(node, kind)
-        elif kind == "mean":
-            self.mean(node)
-        elif kind == "sub":
-            self.sub(node)
-        elif kind == "mul":
-            self.mul(node)
-        elif kind == "lookup":
-            self.lookup(node)
-        elif kind == "resize":
-            self.resize(node)
         elif kind in ACTIVATIONS:
             self.activation(node, kind)
         elif kind == "neg":
@@ -565,7 +550,8 @@ class _Lowering(TransformerRules):
 
 RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
-         "masked_mean": "masked_mean"}
+         "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
+         "resize": "resize"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):

@@ -54,6 +54,18 @@ def random_ints(rng: np.random.Generator, shape, info: TensorInfo) -> np.ndarray
     return rng.integers(lo, hi + 1, size=shape).astype(info.dtype)
 
 
+def float_sqnr_db(net, x: np.ndarray, int_model: IntModel) -> float:
+    """10 log10 of the float model's output energy over that of hwsim's error on ``x`` (first output)."""
+    import torch
+
+    from intonly import simulate
+
+    with torch.no_grad():
+        ref = net(torch.from_numpy(x)).numpy().astype(np.float64)
+    out = simulate(int_model, x).outputs[0]
+    return float(10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)))
+
+
 def assert_c_equals_hwsim_on_host_and_cortex_m4(model: IntModel, x: np.ndarray, tmp_path) -> None:
     """The model's generated C, built for the host with gcc and for Cortex-M4 with arm-none-eabi-gcc under
     qemu-system-arm, gives hwsim's integer outputs bit for bit (under each one's numerics) on every output."""
