@@ -92,8 +92,8 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
         if getattr(mod, "intonly_kind", None) in LEAF_KINDS:
             return mod.intonly_kind, f"{type(mod).__module__}.{type(mod).__name__} ({mod.intonly_kind})"
         kind = MODULE_KINDS.get(type(mod))
-        if kind == "gelu" and mod.approximate != "none":
-            return None, f"GELU(approximate={mod.approximate!r}) (only the exact erf GELU)"
+        if kind == "gelu" and mod.approximate != "none":   # the tanh form: a table (the erf form: ShiftGELU/i-GELU)
+            return "lookup", f"{type(mod).__module__}.{type(mod).__name__}(approximate={mod.approximate!r})"
         if kind == "conv" and mod.padding_mode != "zeros":
             return None, f"Conv2d with padding_mode={mod.padding_mode!r} (only 'zeros')"
         if kind == "avgpool" and mod.ceil_mode:

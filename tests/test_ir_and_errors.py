@@ -189,10 +189,9 @@ class TanhGelu(nn.Module):
         return self.act(self.fc(x))
 
 
-def test_tanh_gelu_is_refused_by_name():
-    with pytest.raises(UnsupportedOpError, match=r"^1 unsupported op\(s\) in the model:\n  - act: GELU\("
-                                                 r"approximate='tanh'\) \(only the exact erf GELU\)"):
-        quantize(TanhGelu(), np.zeros((2, 4), np.float32))
+def test_tanh_gelu_is_a_table_and_erf_gelu_stays_an_integer_gelu():
+    x = np.random.default_rng(0).normal(size=(16, 4)).astype(np.float32)
+    assert [n.op for n in quantize(TanhGelu(), x).nodes] == ["quantize", "dense", "lookup", "dequantize"]
 
 
 @pytest.mark.parametrize("field,value,message", [

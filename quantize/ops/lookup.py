@@ -2,11 +2,11 @@
 (``-2^(bits-1)``) and ``table`` holds one output code (int8/int16, inside the output's range) for every input
 code, so the kernel does no arithmetic besides the index. The lowering fills the table once, at quantization,
 from the float function itself: ``table[q - input_min] = clamp(rint(f(s_x (q - zp_x)) / s_y) + zp_y)`` (rint
-half to even), which is the best any integer kernel can do at those two scales; TFLM's int8 LOGISTIC/TANH
-kernels use 256-entry tables the same way. The validator proves every index lies inside the table.
+half to even), which is the best any integer kernel can do at those two scales; TensorFlow Lite's int8
+TANH/LOGISTIC kernels also read a 256-entry table (tensorflow/lite/kernels/activations.cc). The validator proves every index lies inside the table.
 Any elementwise function of one tensor lowers to it: Sigmoid, Tanh, Hardswish, Hardsigmoid, SiLU, ELU,
-LeakyReLU, Softplus, Mish, single-parameter PReLU. A table costs ``2^bits`` entries: 256 at 8 bits, 65,536
-(128 KiB) at 16."""
+LeakyReLU, Softplus, Mish, GELU(approximate="tanh"), single-parameter PReLU. A table costs ``2^bits`` entries:
+256 at 8 bits, 65,536 (128 KiB) at 16."""
 
 from ..bounds import Bound
 from ..names import WEIGHT_DTYPES
