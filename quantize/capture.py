@@ -34,7 +34,8 @@ FUNCTION_KINDS = {
     F.relu6: "relu6", torch.flatten: "flatten", torch.cat: "cat", torch.concat: "cat",
     F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity", getattr: "shape",
     operator.getitem: "getitem", operator.neg: "neg", torch.neg: "neg", torch.negative: "neg", torch.mean: "mean",
-    operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul",
+    operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul", operator.truediv: "mul",
+    torch.div: "mul", torch.true_divide: "mul",
     torch.sigmoid: "lookup", F.sigmoid: "lookup", torch.tanh: "lookup", F.tanh: "lookup", F.hardswish: "lookup",
     F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
     F.mish: "lookup", F.interpolate: "resize",
@@ -42,7 +43,7 @@ FUNCTION_KINDS = {
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
                 "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean", "sub": "sub",
-                "mul": "mul", "sigmoid": "lookup", "tanh": "lookup"}
+                "mul": "mul", "div": "mul", "true_divide": "mul", "sigmoid": "lookup", "tanh": "lookup"}
 # Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
@@ -53,10 +54,11 @@ ACTIVATIONS = ("relu", "relu6", "hardtanh")
 # outputs; kinds absent here (identity, shape, constant, expand) emit nothing.
 LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
-    "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant"),
+    "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
-    "sub": ("negate", "add", "constant"), "mul": ("negate", "requantize", "mul", "constant"), "lookup": ("lookup",), "resize": ("resize_nearest",),
+    "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
+    "lookup": ("lookup",), "resize": ("resize_nearest",),
     "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",

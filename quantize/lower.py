@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 
 import numpy as np
 import torch
@@ -222,9 +223,13 @@ class _Lowering(TransformerRules):
         """``x + y`` of two tensors: the integer ``add``; ``x - y`` (``subtract``): ``negate(y)`` first (exact, on
         y's scale)."""
         a, b = node.args[:2]
+        if len(node.args) == 2 and not node.kwargs and sum(isinstance(t, fx.Node) for t in (a, b)) == 1 and \
+                all(isinstance(t, fx.Node) or _finite_number(t) for t in (a, b)):
+            return self.add_number(node, a, b, subtract)
         if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
             what = "subtraction" if subtract else "add"
-            raise UnsupportedOpError([(node.name, f"{what} needs two tensor operands (no alpha, no scalars)")])
+            raise UnsupportedOpError([(node.name, f"{what} needs two tensor operands or a tensor and a finite "
+                                                  "number (no alpha)")])
         rep, bounds = self.fused_activation(node)
         bits = self.bits_of(node.name)
         ta, tb = (self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b)))
@@ -279,6 +284,30 @@ class _Lowering(TransformerRules):
                        "pad_value": x.zero_point, "act_min": qmin, "act_max": qmax})
         self.ir_of[node.name] = out.name
 
+    def add_number(self, node: fx.Node, a, b, subtract: bool):
+        """``x + c``, ``c + x``, ``x - c``, ``c - x`` for a number c: one ``requantize`` (after an exact ``negate``
+        for ``c - x``) whose output zero point is shifted by ``rint(c / s_y)``: ``y = R(x - zp_x; s_x/s_y) + zp_y +
+        rint(c / s_y)``. The output's range is the calibrated one widened to contain c, so the shifted zero point
+        stays inside it."""
+        tensor, number = (a, b) if isinstance(a, fx.Node) else (b, a)
+        constant = float(number) * (-1 if subtract and tensor is a else 1)
+        x = self.tensor(tensor.name)
+        if subtract and tensor is b:
+            x = self.negated(f"{node.name}_negated", x)
+        rep, bounds = self.fused_activation(node)
+        bits, symmetric = self.bits_of(rep.name), self.cfg.act_symmetric
+        lo, hi = self.obs[rep.name].range(bits, symmetric)
+        scale, zp = choose_qparams(min(lo, constant), max(hi, constant), bits, symmetric)
+        out = self.new_tensor(rep.name, x.shape, scale, zp, rep.name, x.layout, bits)
+        qmin, qmax = out.qrange()
+        shifted = int(min(max(zp + np.rint(constant / f64(scale)), qmin), qmax))
+        mult, shift = quantize_multiplier(f64(x.scale) / f64(scale), node.name)
+        act_min, act_max = self.clamp_bounds(out, bounds)
+        self.emit(node.name, "requantize", [x.name], out.name,
+                  {"multiplier": mult, "shift": shift, "input_zp": x.zero_point, "output_zp": shifted,
+                   "act_min": act_min, "act_max": act_max})
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
     def sub(self, node: fx.Node):
         self.add(node, subtract=True)
 
@@ -296,14 +325,16 @@ class _Lowering(TransformerRules):
         squeeze-and-excitation gate). ``x * c`` / ``c * x`` for a nonzero number ``c``: ``requantize`` from x's
         scale times ``|c|`` to the calibrated output's (after an exact ``negate`` when ``c < 0``)."""
         a, b = node.args[:2]
-        if len(node.args) == 2 and not node.kwargs and all(isinstance(t, fx.Node) for t in (a, b)):
+        if node.target in DIVISIONS:   # x / c: a product with 1/c (a tensor divisor is refused below)
+            a, b = a, (1.0 / b if _finite_number(b) and b != 0 else b)
+        elif len(node.args) == 2 and not node.kwargs and all(isinstance(t, fx.Node) for t in (a, b)):
             return self.tensor_product(node, a, b)
         tensor, factor = (a, b) if isinstance(a, fx.Node) else (b, a)
         if len(node.args) > 2 or node.kwargs or not isinstance(tensor, fx.Node) or \
                 isinstance(factor, (fx.Node, bool)) or not isinstance(factor, (int, float)) or \
                 not math.isfinite(factor) or factor == 0:
-            raise UnsupportedOpError([(node.name, "multiplication by zero or by something other than a tensor or "
-                                                  "a number")])
+            raise UnsupportedOpError([(node.name, "multiplication or division by zero or by something other than a "
+                                                  "tensor or a number (no keyword arguments)")])
         x = self.tensor(tensor.name)
         if factor < 0:
             x = self.negated(f"{node.name}_negated", x)
@@ -546,6 +577,13 @@ class _Lowering(TransformerRules):
             self.ir_of[node.name] = self.ir_of[node.args[0].name]
         elif kind in RULES:
             getattr(self, RULES[kind])(node)
+
+
+DIVISIONS = (operator.truediv, torch.div, torch.true_divide, "div", "true_divide")
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",

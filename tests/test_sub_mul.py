@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4, float_sqnr_db
 
 from intonly import quantize
@@ -48,10 +49,14 @@ def test_sub_and_scalar_mul_are_bit_exact_in_host_c_and_on_cortex_m4(arithmetic_
 
 
 @pytest.mark.parametrize("forward, message", [
-    (lambda x: x * 0, "mul: multiplication by zero or by something other than a tensor or a number"),
+    (lambda x: x * 0, "mul: multiplication or division by zero or by something other than a tensor or a number "
+                      "(no keyword arguments)"),
+    (lambda x: torch.div(x, 2, rounding_mode="floor"), "div: multiplication or division by zero or by something "
+                                                       "other than a tensor or a number (no keyword arguments)"),
     (lambda x: x * x.mean(1, keepdim=True), "mean: mean over dim=1 of a tensor of per-sample shape (3, 4, 4) (only "
                                              "the spatial dims (2, 3) of an image)"),
-    (lambda x: x - 0.25, "sub: subtraction needs two tensor operands (no alpha, no scalars)"),
+    (lambda x: torch.sub(x, x, alpha=2), "sub: subtraction needs two tensor operands or a tensor and a finite number "
+                                         "(no alpha)"),
 ])
 def test_unsupported_forms_are_refused_by_name(forward, message):
     class Model(nn.Module):
@@ -61,3 +66,32 @@ def test_unsupported_forms_are_refused_by_name(forward, message):
     with pytest.raises(UnsupportedOpError) as info:
         quantize(Model(), np.ones((2, 3, 4, 4), np.float32))
     assert info.value.ops[0][0] + ": " + info.value.ops[0][1].rpartition(" at ")[0] == message
+
+
+class NumberArithmetic(nn.Module):
+    """Hard-swish as MobileNetV3 code writes it by hand, and other tensor-number sums and differences."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = y * F.relu6(y + 3) / 6                 # x + c fused with ReLU6, product, division by a number
+        y = (1 - torch.sigmoid(y)) + (y - 0.25) + (0.5 + y)
+        return self.fc(y.flatten(1))
+
+
+def test_tensor_and_number_sums_are_one_requantize_each_and_exact_in_c(tmp_path):
+    torch.manual_seed(5)
+    net = NumberArithmetic().eval()
+    x = np.random.default_rng(5).normal(size=(32, 3, 6, 6)).astype(np.float32)
+    model = quantize(net, x)
+    shifted = [n for n in model.nodes if n.op == "requantize" and n.attrs["output_zp"] !=
+               model.tensors[n.outputs[0]].zero_point]
+    assert len(shifted) == 4      # y + 3, 1 - s, y - 0.25, 0.5 + y: the number is a zero-point shift
+    relu6 = next(n for n in shifted if n.name == "add")
+    assert relu6.attrs["act_min"] == model.tensors[relu6.outputs[0]].zero_point   # ReLU6 fused into y + 3
+    assert float_sqnr_db(net, x, model) > 25
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)

@@ -5,6 +5,7 @@ time during lowering."""
 
 import numpy as np
 import pytest
+import torch
 import torch.nn as nn
 
 from intonly import quantize
@@ -27,7 +28,7 @@ class Everything(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         return (self.fc(self.pool(y).flatten(1)), self.norm(y), self.up(y), self.tconv(y), self.mp(y),
-                self.prelu(y), y - 0.25, y.permute(0, 2, 3, 1), self.conv1d(y.flatten(2)),
+                self.prelu(y), torch.sub(y, y, alpha=2), y.permute(0, 2, 3, 1), self.conv1d(y.flatten(2)),
                 self.lstm(y.flatten(2).transpose(1, 2))[0])
 
 
@@ -44,7 +45,7 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("tconv", "torch.nn.modules.conv.ConvTranspose2d"),
         ("mp", "AvgPool2d with ceil_mode=True"),
         ("prelu", "PReLU with 4 parameters (only one shared slope)"),
-        ("sub", "subtraction needs two tensor operands (no alpha, no scalars)"),
+        ("sub", "subtraction needs two tensor operands or a tensor and a finite number (no alpha)"),
         ("permute", "method Tensor.permute"),
         ("flatten_1", "reshape to per-sample shape (4, 64) (only flattening)"),
         ("conv1d", "torch.nn.modules.conv.Conv1d"),
