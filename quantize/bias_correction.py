@@ -24,25 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .capture import op_kind
-from .rewrite import PaddedConv2d
-
-
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
-
-
-def conv_padding(mod: nn.Conv2d) -> list[int]:
-    """A Conv2d's zero padding as (top, left, bottom, right), including ``padding="same"`` (the extra pixel of an
-    even kernel goes bottom/right, as PyTorch does) and a :class:`PaddedConv2d`'s asymmetric pads."""
-    if isinstance(mod, PaddedConv2d):
-        return list(mod.pads)
-    if isinstance(mod.padding, str):
-        if mod.padding == "valid":
-            return [0, 0, 0, 0]
-        total = [d * (k - 1) for d, k in zip(_pair(mod.dilation), _pair(mod.kernel_size))]
-        return [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
-    ph, pw = _pair(mod.padding)
-    return [ph, pw, ph, pw]
+from .rewrite import conv_padding, pair
 
 
 class InputMeans:
@@ -74,7 +56,7 @@ def _conv_tap_sums(x: torch.Tensor, mod: nn.Conv2d) -> tuple[torch.Tensor, int]:
     the tap reads; and the number of (sample, output position) pairs."""
     top, left, bottom, right = conv_padding(mod)
     xp = F.pad(x.double(), (left, right, top, bottom))
-    (kh, kw), (sh, sw), (dh, dw) = _pair(mod.kernel_size), _pair(mod.stride), _pair(mod.dilation)
+    (kh, kw), (sh, sw), (dh, dw) = pair(mod.kernel_size), pair(mod.stride), pair(mod.dilation)
     oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
     ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
     sums = torch.stack([torch.stack([xp[:, :, ky * dh:ky * dh + sh * (oh - 1) + 1:sh,

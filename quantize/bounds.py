@@ -37,10 +37,14 @@ def span(model, tensor: str, zp: int = 0) -> int:
     return max(abs(lo - zp), abs(hi - zp))
 
 
+def row_abs_sums(w: np.ndarray) -> np.ndarray:
+    """``sum |w[oc]|`` per output channel (first axis) of integer weights, in int64."""
+    return np.abs(w.reshape(w.shape[0], -1).astype(np.int64)).sum(axis=1)
+
+
 def weighted_bound(model, node) -> int:
     """conv2d/dense: ``max_oc (sum |w[oc]| * max|x - zp| + |bias[oc]|)``."""
-    w = model.param(node, "weight").astype(np.int64)
-    per_channel = np.abs(w.reshape(w.shape[0], -1)).sum(axis=1) * span(model, node.inputs[0], node.attrs["input_zp"])
+    per_channel = row_abs_sums(model.param(node, "weight")) * span(model, node.inputs[0], node.attrs["input_zp"])
     per_channel += np.abs(model.param(node, "bias").astype(np.int64))
     return int(per_channel.max(initial=0))
 

@@ -22,7 +22,8 @@ from .errors import CaptureError, UnsupportedOpError
 from .rewrite import PaddedConv2d, functional_convs, merge_zero_pads, standalone_batchnorms
 
 MODULE_KINDS = {
-    nn.Conv2d: "conv", PaddedConv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6", nn.Hardtanh: "hardtanh",
+    nn.Conv2d: "conv", PaddedConv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6",
+    nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
     nn.GELU: "gelu", nn.Sigmoid: "lookup", nn.Tanh: "lookup", nn.Hardswish: "lookup", nn.Hardsigmoid: "lookup",

@@ -2,7 +2,8 @@
 
 Weights: per-output-channel symmetric, ``s_w[c] = max|W_c| / (2^(k-1)-1)``, ``q = clamp(rint(W/s_w))``
 (rint = round half to even). With ``bias_correction`` (default) the float bias of every Conv2d/Linear first absorbs
-the mean output error of its rounded weights on the calibration data (quantize/bias_correction.py). Bias: int32 ``rint(b / (s_in*s_w[c]))``, at most ``BIAS_LIMIT`` = 2^30 in magnitude:
+the mean output error of its rounded weights on the calibration data (quantize/bias_correction.py).
+Bias: int32 ``rint(b / (s_in*s_w[c]))``, at most ``BIAS_LIMIT`` = 2^30 in magnitude:
 a channel whose bias would exceed it gets ``s_w[c] = |b| / (s_in * 2^30)`` instead (its weights are at least
 2^30 / 127 times smaller than ``b / s_in``, a channel BatchNorm folding left "dead"; its output stays exact to
 the bias' rounding, its weights become coarser or 0).
@@ -30,22 +31,19 @@ from .config import QuantConfig
 from .data_checks import checked_batch
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from .errors import DataError, IntonlyError, QuantizationError, UnsupportedOpError
-from .bias_correction import InputMeans, conv_padding, corrected_bias
-from .bounds import weighted_bound
+from .bias_correction import InputMeans, corrected_bias
+from .bounds import node_bounds, row_abs_sums, span, weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .ops import infer_shape
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
+from .rewrite import conv_padding, pair
 from .widths import choose_widths
 from .weights import quantize_weight
 
 HWC_FROM_CHW = [1, 2, 0]
 BIAS_LIMIT = 2**30  # |int32 bias| at most this: the weights' share of the accumulator keeps the other 2^30
 CHW_FROM_HWC = [2, 0, 1]
-
-
-def _pair(v) -> list[int]:
-    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
 
 
 class _Lowering(TransformerRules):
@@ -61,6 +59,7 @@ class _Lowering(TransformerRules):
         self.ir_of: dict[str, str] = {}  # fx node name -> IR tensor name
         self.fused: set[str] = set()     # activation fx nodes folded into their producer
         self.kind: str | None = None     # the kind of the fx node being lowered (capture.LOWERS_TO)
+        self.node_names: set[str] = set()  # the IR nodes emitted so far
 
     # ---- helpers -------------------------------------------------------------------------
     def tensor(self, name: str) -> TensorInfo:
@@ -83,6 +82,7 @@ class _Lowering(TransformerRules):
                                  "list for it (add it there, so `intonly ops` shows the frontend)")
         node = Node(name=name, op=op, inputs=list(inputs), outputs=[output], attrs=attrs, params=params or {})
         self.model.nodes.append(node)
+        self.node_names.add(name)
         return node
 
     def bits_of(self, fx_name: str) -> int:
@@ -120,15 +120,14 @@ class _Lowering(TransformerRules):
 
     def layer_weights(self, w: np.ndarray, x: TensorInfo, min_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`quantize_weight` at ``weight_bits``; with ``wide_weights`` the widest weights, up to 16 bits,
-        that keep ``max_oc sum|w_q| * max|x - zp|`` below 2^30 at its input's actual width and zero point (the int32 proof's
-        share for the products; the bias keeps the other 2^30)."""
+        that keep ``max_oc sum|w_q| * max|x - zp|`` below 2^30 at the input's actual width and zero point (the
+        int32 proof's share for the products; the bias keeps the other 2^30)."""
         bits = self.cfg.weight_bits
         if self.cfg.wide_weights:
-            qmin, qmax = x.qrange()
-            span = max(abs(qmin - x.zero_point), abs(qmax - x.zero_point))
+            x_span = span(self.model, x.name, x.zero_point)
             for wide in range(16, bits, -1):
                 qw, s_w = quantize_weight(w, wide, min_scale)
-                if int(np.abs(qw.reshape(len(qw), -1).astype(np.int64)).sum(axis=1).max()) * span < 2**30:
+                if int(row_abs_sums(qw).max()) * x_span < 2**30:
                     return qw, s_w
         return quantize_weight(w, bits, min_scale)
 
@@ -203,7 +202,7 @@ class _Lowering(TransformerRules):
         act_min, act_max = self.clamp_bounds(out, bounds)
         attrs = {"input_zp": x.zero_point, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max}
         if op == "conv2d":
-            attrs.update(stride=_pair(mod.stride), padding=conv_padding(mod), dilation=_pair(mod.dilation),
+            attrs.update(stride=pair(mod.stride), padding=conv_padding(mod), dilation=pair(mod.dilation),
                          groups=int(mod.groups))
         params = {role: self.add_constant(f"{path}.{role}", arr) for role, arr in
                   (("weight", qw), ("bias", qb.astype(np.int32)), ("multiplier", mult), ("shift", shift))}
@@ -262,15 +261,15 @@ class _Lowering(TransformerRules):
             kernel, stride, pads, include_pad = [h // oh, w // ow], [h // oh, w // ow], [0, 0, 0, 0], 1
         else:
             mod = self.gm.get_submodule(node.target)
-            kernel = _pair(mod.kernel_size)
-            stride = _pair(mod.stride if mod.stride is not None else mod.kernel_size)
-            ph, pw = _pair(mod.padding)
+            kernel = pair(mod.kernel_size)
+            stride = pair(mod.stride if mod.stride is not None else mod.kernel_size)
+            ph, pw = pair(mod.padding)
             pads = [ph, pw, ph, pw]
             include_pad = int(getattr(mod, "count_include_pad", 1))
         out = self.like(node.name, x, self.shape_of(node), source=node.name)
         name = str(node.target) if node.op == "call_module" else node.name
         if kind == "maxpool":
-            dil = _pair(self.gm.get_submodule(node.target).dilation)
+            dil = pair(self.gm.get_submodule(node.target).dilation)
             # ceil_mode: the windows PyTorch adds at the bottom/right read extra padding, which never wins a max
             oh, ow = out.shape[:2]
             pads[2] = max(pads[2], (oh - 1) * stride[0] + dil[0] * (kernel[0] - 1) + 1 - h - pads[0])
@@ -326,13 +325,12 @@ class _Lowering(TransformerRules):
         scale times ``|c|`` to the calibrated output's (after an exact ``negate`` when ``c < 0``)."""
         a, b = node.args[:2]
         if node.target in DIVISIONS:   # x / c: a product with 1/c (a tensor divisor is refused below)
-            a, b = a, (1.0 / b if _finite_number(b) and b != 0 else b)
+            b = 1.0 / b if _finite_number(b) and b != 0 else b
         elif len(node.args) == 2 and not node.kwargs and all(isinstance(t, fx.Node) for t in (a, b)):
             return self.tensor_product(node, a, b)
         tensor, factor = (a, b) if isinstance(a, fx.Node) else (b, a)
-        if len(node.args) > 2 or node.kwargs or not isinstance(tensor, fx.Node) or \
-                isinstance(factor, (fx.Node, bool)) or not isinstance(factor, (int, float)) or \
-                not math.isfinite(factor) or factor == 0:
+        if len(node.args) > 2 or node.kwargs or not isinstance(tensor, fx.Node) or not _finite_number(factor) or \
+                factor == 0:
             raise UnsupportedOpError([(node.name, "multiplication or division by zero or by something other than a "
                                                   "tensor or a number (no keyword arguments)")])
         x = self.tensor(tensor.name)
@@ -352,7 +350,7 @@ class _Lowering(TransformerRules):
         if node.op != "call_module":
             return node.name
         path = str(node.target)
-        return f"{path}@{node.name}" if any(n.name == path for n in self.model.nodes) else path
+        return f"{path}@{node.name}" if path in self.node_names else path
 
     def lookup(self, node: fx.Node):
         """An elementwise float function of one tensor (Sigmoid, Tanh, Hardswish, SiLU, ELU, LeakyReLU, ...) as a
@@ -390,17 +388,17 @@ class _Lowering(TransformerRules):
             raise UnsupportedOpError([(node.name, f"product of tensors of per-sample shapes {self.shapes[a.name]} and "
                                                   f"{self.shapes[b.name]} (equal, or one broadcast over the other's "
                                                   "leading axes, as a per-channel gate)")]) from None
-        product = max(abs(v - ta.zero_point) for v in ta.qrange()) * max(abs(v - tb.zero_point) for v in tb.qrange())
-        if product > 2**31 - 1:
-            raise QuantizationError(f"{node.name}: the int32 product (a - za) * (b - zb) can reach {product} with "
-                                    f"{ta.bits}- and {tb.bits}-bit operands; lower act_bits")
         rep, bounds = self.fused_activation(node)
         out = self.value_tensor(rep.name, ta.shape, ta.layout)
         mult, shift = quantize_multiplier(f64(ta.scale) * f64(tb.scale) / f64(out.scale), node.name)
         act_min, act_max = self.clamp_bounds(out, bounds)
-        self.emit(node.name, "mul", [ta.name, tb.name], out.name,
-                  {"input_zps": [ta.zero_point, tb.zero_point], "multiplier": mult, "shift": shift,
-                   "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
+        ir_node = self.emit(node.name, "mul", [ta.name, tb.name], out.name,
+                            {"input_zps": [ta.zero_point, tb.zero_point], "multiplier": mult, "shift": shift,
+                             "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
+        for bound in node_bounds(self.model, ir_node):
+            if not bound.holds:   # operands the width rule could not narrow (read through a width-preserving op)
+                raise QuantizationError(f"{node.name}: the int32 product {bound.what} can reach {bound.value} with "
+                                        f"{ta.bits}- and {tb.bits}-bit operands; lower act_bits")
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
     def resize(self, node: fx.Node):

@@ -46,6 +46,25 @@ class PaddedConv2d(nn.Conv2d):
                         self.groups)
 
 
+def pair(v) -> list[int]:
+    """An int or a pair of ints (PyTorch's kernel_size, stride, padding, dilation) as ``[h, w]``."""
+    return [int(v), int(v)] if isinstance(v, int) else [int(x) for x in v]
+
+
+def conv_padding(mod: nn.Conv2d) -> list[int]:
+    """A Conv2d's zero padding as (top, left, bottom, right), including ``padding="same"`` (the extra pixel of an
+    even kernel goes bottom/right, as PyTorch does) and a :class:`PaddedConv2d`'s asymmetric pads."""
+    if isinstance(mod, PaddedConv2d):
+        return list(mod.pads)
+    if isinstance(mod.padding, str):
+        if mod.padding == "valid":
+            return [0, 0, 0, 0]
+        total = [d * (k - 1) for d, k in zip(pair(mod.dilation), pair(mod.kernel_size))]
+        return [total[0] // 2, total[1] // 2, total[0] - total[0] // 2, total[1] - total[1] // 2]
+    ph, pw = pair(mod.padding)
+    return [ph, pw, ph, pw]
+
+
 def _arguments(node: fx.Node) -> dict:
     values = dict(CONV2D_DEFAULTS)
     values.update(zip(CONV2D_ARGS, node.args))
@@ -119,7 +138,8 @@ def _zero_pad(gm: fx.GraphModule, node) -> tuple[int, int, int, int] | None:
         args = dict(zip(("input", "pad", "mode", "value"), node.args), **node.kwargs)
         pads = args.get("pad")
         if (args.get("mode", "constant") == "constant" and (args.get("value") or 0.0) == 0.0 and
-                isinstance(pads, (tuple, list)) and len(pads) == 4 and all(isinstance(p, int) and p >= 0 for p in pads)):
+                isinstance(pads, (tuple, list)) and len(pads) == 4 and
+                all(isinstance(p, int) and p >= 0 for p in pads)):
             return tuple(pads)
     return None
 

@@ -12,9 +12,9 @@ Rules, in order (:func:`choose_widths`):
    (the residual stream and the sublayer outputs feeding it);
 5. a value consumed by a Linear/Conv2d (also the Q/K/V projections inside an attention leaf) is narrowed,
    not below ``min(act_bits, 8)`` (so ``act_bits=16`` means "16 bits where the int32 proofs allow, else as wide
-   as they allow"), until that layer's int32 accumulator bound ``max_oc sum|w_q| * max|x - zp|`` stays below 2^30 (half the
-   int32 range, leaving the other half for the bias; ``max|x - zp|`` is 2^(bits-1) for symmetric activations,
-   2^bits - 1 for asymmetric ones), and Q and K are narrowed until
+   as they allow"), until that layer's int32 accumulator bound ``max_oc sum|w_q| * max|x - zp|`` stays below
+   2^30 (half the int32 range, leaving the other half for the bias; ``max|x - zp|`` is 2^(bits-1) for symmetric
+   activations, 2^bits - 1 for asymmetric ones), and Q and K are narrowed until
    ``head_dim * 2^(bq-1) * 2^(bk-1) < 2^31`` for Q·Kᵀ; a layer reading the value through ops that keep its
    width (pools, flatten, activations: :data:`WIDTH_PRESERVING`) counts as reading it;
 6. the operands of a product of two tensors are narrowed (the wider first, not below ``min(act_bits, 8)``) until
@@ -31,12 +31,13 @@ import torch.fx as fx
 
 from .capture import op_kind
 from .config import QuantConfig
+from .bounds import row_abs_sums
 from .observers import sqnr_db
 from .weights import quantize_weight
 
 # Kinds whose lowering gives the output its input's width (quantize/lower.py ``like``).
-WIDTH_PRESERVING = ("identity", "flatten", "maxpool", "avgpool", "adaptive_avgpool", "mean", "resize", "relu", "relu6", "hardtanh",
-                    "neg")
+WIDTH_PRESERVING = ("identity", "flatten", "maxpool", "avgpool", "adaptive_avgpool", "mean", "resize", "relu",
+                    "relu6", "hardtanh", "neg")
 SOFTMAX_MAX_STEP = 1.0 / 16  # largest scores step at act_bits: exps then err by at most e^(1/32) - 1 = 3.2%
 
 
@@ -52,7 +53,7 @@ def _accumulator_width(weights, weight_bits: int, symmetric: bool) -> int:
     bits = 16
     for w in weights:
         qw, _ = quantize_weight(w.detach().double().numpy(), weight_bits)
-        row_sum = int(abs(qw.reshape(qw.shape[0], -1).astype("int64")).sum(axis=1).max(initial=1))
+        row_sum = int(row_abs_sums(qw).max(initial=1))
         while bits > 2 and row_sum * input_span(bits, symmetric) >= 2**30:
             bits -= 1
     return bits

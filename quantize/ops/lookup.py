@@ -3,10 +3,10 @@
 code, so the kernel does no arithmetic besides the index. The lowering fills the table once, at quantization,
 from the float function itself: ``table[q - input_min] = clamp(rint(f(s_x (q - zp_x)) / s_y) + zp_y)`` (rint
 half to even), which is the best any integer kernel can do at those two scales; TensorFlow Lite's int8
-TANH/LOGISTIC kernels also read a 256-entry table (tensorflow/lite/kernels/activations.cc). The validator proves every index lies inside the table.
-Any elementwise function of one tensor lowers to it: Sigmoid, Tanh, Hardswish, Hardsigmoid, SiLU, ELU,
-LeakyReLU, Softplus, Mish, GELU(approximate="tanh"), single-parameter PReLU. A table costs ``2^bits`` entries:
-256 at 8 bits, 65,536 (128 KiB) at 16."""
+TANH/LOGISTIC kernels also read a 256-entry table (tensorflow/lite/kernels/activations.cc). The validator
+proves every index lies inside the table. Any elementwise function of one tensor lowers to it: Sigmoid, Tanh,
+Hardswish, Hardsigmoid, SiLU, ELU, LeakyReLU, Softplus, Mish, GELU(approximate="tanh"), single-parameter PReLU.
+A table costs ``2^bits`` entries: 256 at 8 bits, 65,536 (128 KiB) at 16."""
 
 from ..bounds import Bound
 from ..names import WEIGHT_DTYPES
