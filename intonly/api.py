@@ -52,10 +52,14 @@ class LayerCompare:
 def compare(model, int_model: IntModel, x, rounding: str | None = None, batch_size: int = 8) -> list[LayerCompare]:
     """Per layer, the float model's value against hwsim's integer value for the same input batch ``x``, taken
     ``batch_size`` samples at a time (memory stays bounded; the sums behind SQNR and the LSB errors run over all)."""
-    from intonly.quantize.capture import capture, run_recording
+    import torch
+
+    from intonly.quantize.capture import as_inputs, capture, run_recording
+    from intonly.quantize.recurrent import unroll_recurrent
 
     gm = capture(model)
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    unroll_recurrent(gm, [torch.from_numpy(a[:1]) for a in as_inputs(xs)])
     totals: dict[str, list] = {}   # node name -> [node, info, signal energy, noise energy, max lsb, lsb sum, count]
     for start in range(0, len(xs[0]), batch_size):
         part = [a[start:start + batch_size] for a in xs]

@@ -18,6 +18,7 @@ from intonly.hwsim import ops as hwsim_ops
 from intonly.quantize import ops as ops_package
 from intonly.quantize.capture import FUNCTION_KINDS, LEAF_KINDS, LOWERS_TO, METHOD_KINDS, MODULE_KINDS, public_name
 from intonly.quantize.ops import EXECUTORS, INT32_RANGE, MAX_RANK, OPS, Attr
+from intonly.quantize.recurrent import FRONTENDS as RECURRENT_FRONTENDS
 from intonly.quantize.rewrite import FRONTENDS as REWRITE_FRONTENDS
 
 GRAPH_EDGES = {"placeholder": "a graph input", "output": "a graph output"}
@@ -54,7 +55,7 @@ def pytorch_frontends() -> dict[str, list[str]]:
     for kind, ops in LOWERS_TO.items():
         for op in ops:
             frontends.setdefault(op, []).extend(f"pytorch:{c}" for c in callers.get(kind, []))
-    for op, names in REWRITE_FRONTENDS.items():
+    for op, names in [*REWRITE_FRONTENDS.items(), *RECURRENT_FRONTENDS.items()]:
         frontends.setdefault(op, []).extend(f"pytorch:{name}" for name in names)
     return {op: sorted(set(names)) for op, names in frontends.items()}
 

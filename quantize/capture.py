@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
+from .recurrent import RECURRENT, refusal
 from .rewrite import PaddedConv2d, functional_convs, merge_zero_pads, standalone_batchnorms
 
 MODULE_KINDS = {
@@ -39,7 +40,7 @@ FUNCTION_KINDS = {
     torch.div: "mul", torch.true_divide: "mul",
     torch.sigmoid: "lookup", F.sigmoid: "lookup", torch.tanh: "lookup", F.tanh: "lookup", F.hardswish: "lookup",
     F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
-    F.mish: "lookup", F.interpolate: "resize",
+    F.mish: "lookup", F.interpolate: "resize", torch.stack: "stack",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
@@ -60,7 +61,8 @@ LOWERS_TO = {
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
     "lookup": ("lookup",), "resize": ("resize_nearest",),
-    "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"), "getitem": ("slice", "reshape"),
+    "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"),
+    "stack": ("concat", "requantize", "reshape"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",
                   "shift_matmul"),
@@ -107,6 +109,8 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
             return None, "AvgPool2d with divisor_override"
         if kind == "lookup" and isinstance(mod, nn.PReLU) and mod.num_parameters != 1:
             return None, f"PReLU with {mod.num_parameters} parameters (only one shared slope)"
+        if isinstance(mod, RECURRENT):
+            return None, f"{type(mod).__name__} with {refusal(gm, node) or 'no example input to unroll it over'}"
         if type(mod) is nn.BatchNorm2d or type(mod) is nn.BatchNorm1d:
             return None, f"{type(mod).__name__} not directly after a Conv2d/Linear (cannot be folded)"
         return kind, f"{type(mod).__module__}.{type(mod).__name__}"

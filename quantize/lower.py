@@ -37,6 +37,7 @@ from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .ops import infer_shape
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
+from .recurrent import unroll_recurrent
 from .rewrite import conv_padding, pair
 from .widths import choose_widths
 from .weights import quantize_weight
@@ -60,6 +61,7 @@ class _Lowering(TransformerRules):
         self.fused: set[str] = set()     # activation fx nodes folded into their producer
         self.kind: str | None = None     # the kind of the fx node being lowered (capture.LOWERS_TO)
         self.node_names: set[str] = set()  # the IR nodes emitted so far
+        self.constant_names: dict[tuple, str] = {}  # (dtype, shape, bytes) -> the constant holding them
 
     # ---- helpers -------------------------------------------------------------------------
     def tensor(self, name: str) -> TensorInfo:
@@ -158,8 +160,13 @@ class _Lowering(TransformerRules):
         raise UnsupportedOpError([(name, f"integer input with values up to {obs.hi:g} (at most 16-bit ids)")])
 
     def add_constant(self, name: str, arr: np.ndarray) -> str:
-        self.model.constants[name] = arr
-        return name
+        """Store ``arr`` as constant ``name``, or return the name of an equal constant stored before (a layer
+        called at every step of an unrolled LSTM keeps one copy of its weights)."""
+        key = (arr.dtype.str, arr.shape, arr.tobytes())
+        if key not in self.constant_names:
+            self.model.constants[name] = arr
+            self.constant_names[key] = name
+        return self.constant_names[key]
 
     # ---- ops -----------------------------------------------------------------------------
     def weighted(self, node: fx.Node, mod, op: str):
@@ -476,8 +483,26 @@ class _Lowering(TransformerRules):
     def cat(self, node: fx.Node):
         tensors = node.args[0]
         dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        self.joined(node, tensors, dim, [self.shapes[t.name] for t in tensors])
+
+    def stack(self, node: fx.Node):
+        """``torch.stack(tensors, dim)``: each operand reshaped to hold the new axis, then joined as by ``cat``."""
+        tensors = node.args[0]
+        dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+        rank = len(self.shapes[tensors[0].name])
+        dim = dim % (rank + 2)
+        if dim == 0 or rank == 3 or any(t.name in self.constants for t in tensors):
+            raise UnsupportedOpError([(node.name, f"stack along dim {dim} of tensors of per-sample shape "
+                                                  f"{self.shapes[tensors[0].name]} (only computed non-image "
+                                                  "tensors, not along the batch)")])
+        expanded = [self.shapes[t.name][:dim - 1] + (1,) + self.shapes[t.name][dim - 1:] for t in tensors]
+        self.joined(node, tensors, dim, expanded)
+
+    def joined(self, node: fx.Node, tensors, dim: int, shapes: list[tuple]):
+        """``concat`` of ``tensors`` (each reshaped to its per-sample ``shapes`` entry first where that differs)
+        along PyTorch dim ``dim``, every operand requantized to the output's calibrated scale where it differs."""
         first = next(self.tensor(t.name) for t in tensors if t.name not in self.constants)
-        rank = len(first.shape)
+        rank = len(shapes[0])
         dim = dim % (rank + 1)
         if dim == 0:
             raise UnsupportedOpError([(node.name, "concatenation along the batch dimension")])
@@ -485,8 +510,10 @@ class _Lowering(TransformerRules):
         out = self.value_tensor(node.name, self.shape_of(node), first.layout)
         s_out, zp_out = out.scale, out.zero_point
         inputs = []
-        for i, t in enumerate(tensors):
+        for i, (t, shape) in enumerate(zip(tensors, shapes)):
             x = self.operand(t, f"{node.name}_in{i}", out.bits, s_out, zp_out)
+            if x.layout != "HWC" and tuple(x.shape) != tuple(shape):
+                x = self.derived(f"{node.name}_in{i}_reshaped", x, shape, "reshape", {"shape": list(shape)})
             if (x.scale, x.zero_point) != (s_out, zp_out):
                 b, c = quantize_multiplier(f64(x.scale) / f64(s_out), node.name)
                 rq = self.like(f"{node.name}_in{i}", out, x.shape)
@@ -587,7 +614,7 @@ def _finite_number(value) -> bool:
 RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
          "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
-         "resize": "resize"}
+         "resize": "resize", "stack": "stack"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):
@@ -675,8 +702,9 @@ def quantize(model, calib_data, config: QuantConfig | None = None, name: str | N
     one :class:`UnsupportedOpError` (:meth:`_Lowering.run`)."""
     cfg = config or QuantConfig()
     gm = capture(model)
-    unsupported = unsupported_nodes(gm)
     calib = _calibration_arrays(gm, calib_data)
+    unroll_recurrent(gm, [torch.from_numpy(a[:1]) for a in calib])
+    unsupported = unsupported_nodes(gm)
     if unsupported:  # one sample gives every shape the lowering checks; the model will not be kept
         calib = [a[:1] for a in calib]
     observers, shapes, input_means = calibrate(gm, calib, cfg)

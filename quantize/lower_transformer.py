@@ -116,9 +116,11 @@ class TransformerRules:
             self.skipped.add(node.name)  # an element of x.shape
             return
         x = self.tensor(src.name)
-        if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and
-                isinstance(index[1], int) and len(x.shape) >= 2):
-            raise UnsupportedOpError([(node.name, f"indexing with {index!r} (only x[:, i] on a token tensor)")])
+        if not (isinstance(index, tuple) and len(index) >= 2 and index[0] == slice(None) and
+                isinstance(index[1], int) and all(i == slice(None) for i in index[2:]) and len(x.shape) >= 2 and
+                x.layout != "HWC"):
+            raise UnsupportedOpError([(node.name, f"indexing with {index!r} (only x[:, i] or x[:, i, :] on a "
+                                                  "token tensor)")])
         i = index[1] % x.shape[0]
         part = self.derived(f"{node.name}_slice", x, (1,) + x.shape[1:], "slice", {"axis": 0, "start": i,
                                                                                    "stop": i + 1})

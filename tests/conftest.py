@@ -61,7 +61,8 @@ def float_sqnr_db(net, x: np.ndarray, int_model: IntModel) -> float:
     from intonly import simulate
 
     with torch.no_grad():
-        ref = net(torch.from_numpy(x)).numpy().astype(np.float64)
+        ref = net(torch.from_numpy(x))
+    ref = (ref[0] if isinstance(ref, tuple) else ref).numpy().astype(np.float64)
     out = simulate(int_model, x).outputs[0]
     return float(10 * np.log10(np.sum(ref ** 2) / np.sum((out - ref) ** 2)))
 
