@@ -55,6 +55,7 @@ def compare(model, int_model: IntModel, x, rounding: str | None = None, batch_si
     import torch
 
     from intonly.quantize.capture import as_inputs, capture, run_recording
+    from intonly.quantize.lower import storage_order
     from intonly.quantize.recurrent import unroll_recurrent
 
     gm = capture(model)
@@ -72,8 +73,8 @@ def compare(model, int_model: IntModel, x, rounding: str | None = None, batch_si
                 continue
             f = np.concatenate(floats[info.source]).astype(np.float64)
             q = sim.values[info.name].astype(np.float64)
-            if info.layout == "HWC":
-                q = q.transpose(0, 3, 1, 2)
+            order = storage_order(info.layout, q.ndim - 1)   # the PyTorch axis each stored axis holds
+            q = q.transpose(0, *(1 + order.index(k) for k in range(q.ndim - 1)))
             if f.shape != q.shape or info.encoding != "linear":
                 continue
             err = f - (q - info.zero_point) * np.float64(np.float32(info.scale))

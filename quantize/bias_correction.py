@@ -35,13 +35,15 @@ class InputMeans:
     def __init__(self, gm: fx.GraphModule):
         self.readers: dict[str, list[tuple[str, nn.Module]]] = {}  # fx value -> the weighted calls reading it
         for node in gm.graph.nodes:
-            if op_kind(gm, node)[0] in ("conv", "linear") and isinstance(node.args[0], fx.Node):
+            if op_kind(gm, node)[0] in ("conv", "conv1d", "linear") and isinstance(node.args[0], fx.Node):
                 self.readers.setdefault(node.args[0].name, []).append((node.name, gm.get_submodule(node.target)))
         self.sums: dict[str, np.ndarray] = {}
         self.counts: dict[str, int] = {}
 
     def update(self, name: str, value: torch.Tensor) -> None:
         for call, mod in self.readers.get(name, ()):
+            if isinstance(mod, nn.Conv2d) and value.dim() == 3:   # a Conv1d's (N, C, L), read as (N, C, 1, L)
+                value = value.unsqueeze(2)
             total, count = (_conv_tap_sums(value, mod) if isinstance(mod, nn.Conv2d) else
                             (value.double().reshape(-1, value.shape[-1]).sum(0), value.numel() // value.shape[-1]))
             self.sums[call] = self.sums.get(call, 0) + total.numpy()

@@ -20,10 +20,10 @@ from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
 from .recurrent import RECURRENT, refusal
-from .rewrite import PaddedConv2d, functional_convs, merge_zero_pads, standalone_batchnorms
+from .rewrite import Conv1dAs2d, PaddedConv2d, conv1ds, functional_convs, merge_zero_pads, standalone_batchnorms
 
 MODULE_KINDS = {
-    nn.Conv2d: "conv", PaddedConv2d: "conv", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6",
+    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6",
     nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
@@ -40,12 +40,15 @@ FUNCTION_KINDS = {
     torch.div: "mul", torch.true_divide: "mul",
     torch.sigmoid: "lookup", F.sigmoid: "lookup", torch.tanh: "lookup", F.tanh: "lookup", F.hardswish: "lookup",
     F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
-    F.mish: "lookup", F.interpolate: "resize", torch.stack: "stack",
+    F.mish: "lookup", F.interpolate: "resize", torch.stack: "stack", torch.permute: "permute",
+    torch.transpose: "permute", torch.swapaxes: "permute", torch.squeeze: "flatten", torch.unsqueeze: "flatten",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
                 "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean", "sub": "sub",
-                "mul": "mul", "div": "mul", "true_divide": "mul", "sigmoid": "lookup", "tanh": "lookup"}
+                "mul": "mul", "div": "mul", "true_divide": "mul", "sigmoid": "lookup", "tanh": "lookup",
+                "permute": "permute", "transpose": "permute", "swapaxes": "permute", "squeeze": "flatten",
+                "unsqueeze": "flatten"}
 # Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
@@ -56,12 +59,12 @@ ACTIVATIONS = ("relu", "relu6", "hardtanh")
 # outputs; kinds absent here (identity, shape, constant, expand) emit nothing.
 LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
-    "conv": ("conv2d",), "linear": ("dense",), "add": ("add", "constant", "requantize"),
+    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "linear": ("dense",), "add": ("add", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
     "lookup": ("lookup",), "resize": ("resize_nearest",),
-    "flatten": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"),
+    "flatten": ("reshape",), "permute": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"),
     "stack": ("concat", "requantize", "reshape"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm",), "gelu": ("shiftgelu", "igelu"),
     "attention": ("dense", "reshape", "transpose", "matmul", "mask_keys", "shiftmax", "iexp_softmax", "log2_softmax",
@@ -99,7 +102,7 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
         kind = MODULE_KINDS.get(type(mod))
         if kind == "gelu" and mod.approximate != "none":   # the tanh form: a table (the erf form: ShiftGELU/i-GELU)
             return "lookup", f"{type(mod).__module__}.{type(mod).__name__}(approximate={mod.approximate!r})"
-        if kind == "conv" and mod.padding_mode != "zeros":
+        if kind in ("conv", "conv1d") and mod.padding_mode != "zeros":
             return None, f"Conv2d with padding_mode={mod.padding_mode!r} (only 'zeros')"
         if kind == "avgpool" and mod.ceil_mode:
             return None, "AvgPool2d with ceil_mode=True"
@@ -144,6 +147,7 @@ def capture(model: nn.Module) -> fx.GraphModule:
                            f"{type(exc).__name__}: {exc}") from None
     functional_convs(gm)
     gm = fuse(gm, no_trace=True)
+    conv1ds(gm)
     standalone_batchnorms(gm)
     merge_zero_pads(gm)
     return gm

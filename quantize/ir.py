@@ -27,7 +27,7 @@ from .ops import MAX_RANK, OPS, check_attrs, infer_shape
 __all__ = ["IntModel", "Node", "TensorInfo", "FORMAT_VERSION", "storage_dtype", "DTYPE_RANGE", "NUMPY_DTYPES"]
 
 NUMPY_DTYPES = {"int8": np.int8, "int16": np.int16, "int32": np.int32, "float32": np.float32}
-LAYOUTS = ("HWC", "CHW", "")
+LAYOUTS = ("HWC", "LC", "CHW", "")
 ENCODINGS = ("linear", "log2")
 
 
@@ -42,7 +42,8 @@ class TensorInfo:
 
     ``scale``/``zero_point`` give ``real = scale * (q - zero_point)`` (metadata only);
     ``bits`` is the quantized width, stored in ``dtype``. ``source`` names the float-graph
-    value this tensor approximates (used by ``compare``); ``layout`` is "HWC", "CHW" or "".
+    value this tensor approximates (used by ``compare``); ``layout`` is "HWC" (a PyTorch (C, H, W) value stored
+    channels-last), "LC" (a Conv1d's (C, L) stored (L, C)), "CHW" or "" (PyTorch's order).
     ``encoding`` is "linear" (the affine map above) or "log2" (codes ``c`` meaning ``2^-c``, the
     all-ones-past-the-top code meaning exactly 0: log2_softmax's output).
     """

@@ -42,9 +42,10 @@ from .rewrite import conv_padding, pair
 from .widths import choose_widths
 from .weights import quantize_weight
 
-HWC_FROM_CHW = [1, 2, 0]
+# Storage layouts: the PyTorch per-sample axis each stored axis holds. An image (C, H, W) is stored HWC; a Conv1d's
+# (C, L) is stored LC; any other tensor ("", or "CHW" for a flattened image's intermediate) in PyTorch's order.
+STORAGE = {"HWC": (1, 2, 0), "LC": (1, 0)}
 BIAS_LIMIT = 2**30  # |int32 bias| at most this: the weights' share of the accumulator keeps the other 2^30
-CHW_FROM_HWC = [2, 0, 1]
 
 
 class _Lowering(TransformerRules):
@@ -62,6 +63,7 @@ class _Lowering(TransformerRules):
         self.kind: str | None = None     # the kind of the fx node being lowered (capture.LOWERS_TO)
         self.node_names: set[str] = set()  # the IR nodes emitted so far
         self.constant_names: dict[tuple, str] = {}  # (dtype, shape, bytes) -> the constant holding them
+        self.relayouts: dict[tuple[str, str], str] = {}  # (tensor, layout) -> the same values in that layout
 
     # ---- helpers -------------------------------------------------------------------------
     def tensor(self, name: str) -> TensorInfo:
@@ -82,10 +84,45 @@ class _Lowering(TransformerRules):
         if op not in LOWERS_TO.get(self.kind, ()):
             raise AssertionError(f"internal: the {self.kind!r} rule emitted {op!r}, which capture.LOWERS_TO does not "
                                  "list for it (add it there, so `intonly ops` shows the frontend)")
+        return self.append(name, op, inputs, output, attrs, params)
+
+    def append(self, name, op, inputs, output, attrs, params=None) -> Node:
         node = Node(name=name, op=op, inputs=list(inputs), outputs=[output], attrs=attrs, params=params or {})
         self.model.nodes.append(node)
         self.node_names.add(name)
         return node
+
+    def in_layout(self, x: TensorInfo, layout: str) -> TensorInfo:
+        """``x`` stored in ``layout`` (:data:`STORAGE`; "" is PyTorch's order): itself, or one ``transpose`` of it,
+        made once per tensor and layout (converting back returns the original tensor)."""
+        order = storage_order(x.layout, len(x.shape))
+        if order == storage_order(layout, len(x.shape)):
+            return x
+        if (x.name, layout) not in self.relayouts:
+            if layout in STORAGE and len(STORAGE[layout]) != len(x.shape):
+                raise UnsupportedOpError([(x.source or x.name, f"a tensor of per-sample shape {self.pytorch_shape(x)}"
+                                                               f" where a {layout} layout (rank {len(STORAGE[layout])})"
+                                                               " is needed")])
+            target = storage_order(layout, len(x.shape))
+            perm = [order.index(axis) for axis in target]
+            out = self.like(f"{x.name}_{layout.lower() or 'plain'}", x, [x.shape[p] for p in perm], layout=layout)
+            self.append(out.name, "transpose", [x.name], out.name, {"perm": perm})
+            self.relayouts[(x.name, layout)] = out.name
+            self.relayouts[(out.name, x.layout)] = x.name
+        return self.model.tensors[self.relayouts[(x.name, layout)]]
+
+    def in_common_layout(self, tensors: list[TensorInfo]) -> list[TensorInfo]:
+        """Operands of an elementwise op or a concat in one layout: an image's if one is an image, else a Conv1d
+        sequence's if one is one, else PyTorch's order."""
+        layouts = {t.layout for t in tensors if len(t.shape) == len(STORAGE.get(t.layout, ()))}
+        layout = next((name for name in STORAGE if name in layouts), "")
+        return [self.in_layout(t, layout) if len(t.shape) == len(STORAGE.get(layout, t.shape)) else t
+                for t in tensors]
+
+    @staticmethod
+    def pytorch_shape(x: TensorInfo) -> tuple:
+        order = storage_order(x.layout, len(x.shape))
+        return tuple(x.shape[order.index(k)] for k in range(len(x.shape)))
 
     def bits_of(self, fx_name: str) -> int:
         return self.bits.get(fx_name, self.cfg.act_bits)
@@ -172,9 +209,9 @@ class _Lowering(TransformerRules):
     def weighted(self, node: fx.Node, mod, op: str):
         """conv2d / dense module: the output represents the node (or its fused activation)."""
         x = self.tensor(node.args[0].name)
+        x = self.in_layout(x, "HWC" if op == "conv2d" and len(x.shape) == 3 else "")
         rep, bounds = self.fused_activation(node)
-        shape = self.shape_of(rep)
-        out = self.value_tensor(rep.name, shape, x.layout if op == "conv2d" else "",
+        out = self.value_tensor(rep.name, self.shape_of(rep, x.layout), x.layout,
                                 symmetric=rep.name in self.symmetric_values)
         path = self.ir_name(node)
         input_mean = self.input_means.mean(node.name) if self.input_means is not None else None
@@ -188,8 +225,6 @@ class _Lowering(TransformerRules):
         requant into ``out``, fused clamp. Proves the int32 accumulator."""
         if op == "conv2d" and x.layout != "HWC":
             raise UnsupportedOpError([(path, f"Conv2d on a tensor of shape {x.shape} (needs C,H,W)")])
-        if op == "dense" and x.layout == "HWC":
-            raise UnsupportedOpError([(path, f"Linear on an image tensor of shape {x.shape} (flatten it first)")])
         w = (mod.weight if weight is None else weight).detach().double().numpy()
         b = mod.bias if bias is None and mod is not None else bias
         bias = b.detach().double().numpy() if b is not None else np.zeros(w.shape[0])
@@ -220,10 +255,43 @@ class _Lowering(TransformerRules):
                                     f"lower weight_bits/act_bits")
         return ir_node
 
-    def shape_of(self, node: fx.Node) -> tuple:
-        """Per-sample IR shape of an fx value (HWC for images)."""
+    def conv1d(self, node: fx.Node):
+        """``nn.Conv1d`` (a :class:`quantize.rewrite.Conv1dAs2d` after capture): its (C, L) input, stored LC, is the
+        (1, L, C) image of a ``conv2d`` with a (1, k) kernel; the output image is stored LC again (``reshape``s
+        only: consecutive Conv1d layers never transpose)."""
+        x = self.tensor(node.args[0].name)
+        if len(x.shape) != 2:
+            raise UnsupportedOpError([(str(node.target), f"Conv1d on a tensor of per-sample shape {x.shape} "
+                                                         "(needs C, L)")])
+        x = self.in_layout(x, "LC")
+        image = self.tensor_as(x, (1, *x.shape), "HWC")
+        rep, bounds = self.fused_activation(node)
+        channels, length = self.shapes[rep.name]
+        result = self.value_tensor(rep.name, (1, length, channels), "HWC", tensor_name=f"{rep.name}_image")
+        result.source = ""
+        input_mean = self.input_means.mean(node.name) if self.input_means is not None else None
+        self.linear_layer(self.ir_name(node), "conv2d", self.gm.get_submodule(node.target), image, result, bounds,
+                          input_mean=input_mean)
+        out = self.tensor_as(result, (length, channels), "LC", rep.name)
+        self.ir_of[node.name] = self.ir_of[rep.name] = out.name
+
+    def tensor_as(self, x: TensorInfo, shape, layout: str, name: str | None = None) -> TensorInfo:
+        """A ``reshape`` of ``x`` to ``shape`` in ``layout`` (same memory; made once per tensor and layout unless
+        ``name`` gives the new tensor, the fx value it represents)."""
+        key = (x.name, f"{layout}{tuple(shape)}")
+        if name is None and key in self.relayouts:
+            return self.model.tensors[self.relayouts[key]]
+        out = self.like(name or f"{x.name}_{layout.lower()}", x, shape, layout=layout, source=name or "")
+        self.emit(out.name, "reshape", [x.name], out.name, {"shape": list(shape)})
+        if name is None:
+            self.relayouts[key] = out.name
+        return out
+
+    def shape_of(self, node: fx.Node, layout: str = "HWC") -> tuple:
+        """Per-sample IR shape of an fx value stored in ``layout`` (default: HWC for a 3-D value)."""
         shape = self.shapes[node.name]
-        return (shape[1], shape[2], shape[0]) if len(shape) == 3 else shape
+        order = storage_order(layout, len(shape)) if len(STORAGE.get(layout, shape)) == len(shape) else None
+        return tuple(shape[k] for k in order) if order else shape
 
     def add(self, node: fx.Node, subtract: bool = False):
         """``x + y`` of two tensors: the integer ``add``; ``x - y`` (``subtract``): ``negate(y)`` first (exact, on
@@ -238,7 +306,7 @@ class _Lowering(TransformerRules):
                                                   "number (no alpha)")])
         rep, bounds = self.fused_activation(node)
         bits = self.bits_of(node.name)
-        ta, tb = (self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b)))
+        ta, tb = self.in_common_layout([self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b))])
         if subtract:
             tb = self.negated(f"{node.name}_negated", tb)
         out = self.value_tensor(rep.name, ta.shape, ta.layout)
@@ -256,7 +324,7 @@ class _Lowering(TransformerRules):
                    "shifts": shifts, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
 
     def pool(self, node: fx.Node, kind: str):
-        x = self.tensor(node.args[0].name)
+        x = self.in_layout(self.tensor(node.args[0].name), "HWC")
         h, w, _ = x.shape
         if kind == "adaptive_avgpool":
             size = self.gm.get_submodule(node.target).output_size if node.op == "call_module" else node.args[1]
@@ -386,7 +454,8 @@ class _Lowering(TransformerRules):
         self.ir_of[node.name] = out.name
 
     def tensor_product(self, node: fx.Node, a: fx.Node, b: fx.Node):
-        ta, tb = (self.operand(t, f"{node.name}.operand{i}", self.bits_of(node.name)) for i, t in enumerate((a, b)))
+        ta, tb = self.in_common_layout([self.operand(t, f"{node.name}.operand{i}", self.bits_of(node.name))
+                                        for i, t in enumerate((a, b))])
         if math.prod(tb.shape) > math.prod(ta.shape):
             ta, tb = tb, ta
         try:
@@ -417,6 +486,7 @@ class _Lowering(TransformerRules):
             mode = dict(zip(("input", "size", "scale_factor", "mode"), node.args), **node.kwargs).get("mode",
                                                                                                          "nearest")
         x = self.tensor(node.args[0].name)
+        x = self.in_layout(x, "HWC") if len(x.shape) == 3 else x
         c, oh, ow = self.shapes[node.name] if len(self.shapes[node.name]) == 3 else (0, 0, 0)
         h, w = x.shape[:2] if x.layout == "HWC" else (0, 0)
         if mode not in ("nearest", "nearest-exact") or not h or oh % h or ow % w:
@@ -433,6 +503,7 @@ class _Lowering(TransformerRules):
         mean with C's truncating division, docs/numerics.md), then a ``reshape`` to (C,) unless ``keepdim``."""
         args = dict(zip(("input", "dim", "keepdim"), node.args), **node.kwargs)
         x = self.tensor(node.args[0].name)
+        x = self.in_layout(x, "HWC") if len(x.shape) == 3 else x
         dims = args.get("dim")
         dims = {d % 4 for d in ((dims,) if isinstance(dims, int) else dims)} if dims is not None else None
         if x.layout != "HWC" or dims != {2, 3} or args.get("dtype") is not None:
@@ -468,16 +539,49 @@ class _Lowering(TransformerRules):
         self.ir_of[node.name] = out.name
 
     def flatten(self, node: fx.Node):
+        """``flatten``, ``view``, ``reshape``, ``squeeze``, ``unsqueeze`` keeping the batch axis: a ``reshape`` of the
+        value in PyTorch's element order (an image or Conv1d sequence is transposed to it first)."""
         x = self.tensor(node.args[0].name)
         shape = self.shapes[node.name]
-        if len(shape) != 1:
-            raise UnsupportedOpError([(node.name, f"reshape to per-sample shape {shape} (only flattening)")])
-        src = x
-        if x.layout == "HWC" and x.shape[0] * x.shape[1] > 1:
-            src = self.like(f"{node.name}_chw", x, (x.shape[2], x.shape[0], x.shape[1]), layout="CHW")
-            self.emit(f"{node.name}_chw", "transpose", [x.name], src.name, {"perm": CHW_FROM_HWC})
+        if not shape or math.prod(shape) != math.prod(x.shape):
+            raise UnsupportedOpError([(node.name, f"reshape of per-sample shape {self.shapes[node.args[0].name]} to "
+                                                  f"{shape} (the batch axis must stay first and alone)")])
+        if x.layout == "HWC" and x.shape[0] * x.shape[1] == 1 and len(shape) == 1:
+            src = x   # a 1x1 image is already in PyTorch's order
+        else:
+            src = self.in_layout(x, "")
         out = self.like(node.name, src, shape, layout="", source=node.name)
         self.emit(node.name, "reshape", [src.name], out.name, {"shape": list(shape)})
+        self.ir_of[node.name] = out.name
+
+    def permute(self, node: fx.Node):
+        """``permute`` / ``transpose`` of the per-sample axes (the batch stays first): no data movement where the
+        permuted value's storage is the input's (``x.permute(0, 2, 3, 1)`` of an image is its HWC storage read as a
+        plain (H, W, C) tensor; ``permute(0, 3, 1, 2)`` back), else one ``transpose`` into PyTorch's order."""
+        x = self.tensor(node.args[0].name)
+        rank = len(x.shape)
+        dims = [*node.args[1:], *node.kwargs.values()]
+        dims = list(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
+        if node.target in ("transpose", torch.transpose, "swapaxes", torch.swapaxes):
+            full = list(range(rank + 1))
+            a, b = (d % (rank + 1) for d in dims)
+            full[a], full[b] = full[b], full[a]
+            dims = full
+        dims = [d % (rank + 1) for d in dims]
+        if len(dims) != rank + 1 or dims[0] != 0:
+            raise UnsupportedOpError([(node.name, f"permutation {tuple(dims)} of a tensor of per-sample shape "
+                                                  f"{self.shapes[node.args[0].name]} (the batch axis must stay first)")])
+        q = [d - 1 for d in dims[1:]]    # per-sample: output axis j is input axis q[j]
+        stored = storage_order(x.layout, rank)   # the input's storage in terms of its PyTorch axes
+        for layout in ("", *STORAGE):
+            if len(storage_order(layout, rank)) == rank and [q[k] for k in storage_order(layout, rank)] == \
+                    list(stored):   # the output stored in this layout is the input's memory as it is
+                out = self.like(node.name, x, [x.shape[i] for i in range(rank)], layout=layout, source=node.name)
+                self.emit(node.name, "reshape", [x.name], out.name, {"shape": list(out.shape)})
+                break
+        else:
+            out = self.like(node.name, x, self.shapes[node.name], layout="", source=node.name)
+            self.emit(node.name, "transpose", [x.name], out.name, {"perm": [stored.index(k) for k in q]})
         self.ir_of[node.name] = out.name
 
     def cat(self, node: fx.Node):
@@ -501,18 +605,20 @@ class _Lowering(TransformerRules):
     def joined(self, node: fx.Node, tensors, dim: int, shapes: list[tuple]):
         """``concat`` of ``tensors`` (each reshaped to its per-sample ``shapes`` entry first where that differs)
         along PyTorch dim ``dim``, every operand requantized to the output's calibrated scale where it differs."""
-        first = next(self.tensor(t.name) for t in tensors if t.name not in self.constants)
+        computed = self.in_common_layout([self.tensor(t.name) for t in tensors if t.name not in self.constants])
+        layout = computed[0].layout
         rank = len(shapes[0])
         dim = dim % (rank + 1)
         if dim == 0:
             raise UnsupportedOpError([(node.name, "concatenation along the batch dimension")])
-        axis = [2, 0, 1][dim - 1] if first.layout == "HWC" else dim - 1
-        out = self.value_tensor(node.name, self.shape_of(node), first.layout)
+        axis = storage_order(layout, rank).index(dim - 1)
+        out = self.value_tensor(node.name, self.shape_of(node, layout), layout)
         s_out, zp_out = out.scale, out.zero_point
         inputs = []
         for i, (t, shape) in enumerate(zip(tensors, shapes)):
             x = self.operand(t, f"{node.name}_in{i}", out.bits, s_out, zp_out)
-            if x.layout != "HWC" and tuple(x.shape) != tuple(shape):
+            x = self.in_layout(x, layout) if len(x.shape) == len(STORAGE.get(layout, x.shape)) else x
+            if x.layout not in STORAGE and tuple(x.shape) != tuple(shape):
                 x = self.derived(f"{node.name}_in{i}_reshaped", x, shape, "reshape", {"shape": list(shape)})
             if (x.scale, x.zero_point) != (s_out, zp_out):
                 b, c = quantize_multiplier(f64(x.scale) / f64(s_out), node.name)
@@ -570,17 +676,18 @@ class _Lowering(TransformerRules):
             s, zp, bits = self.input_qparams(node.name)
             q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
                                 "HWC" if len(shape) == 3 else "", bits)
-            self.emit(q.name, "quantize", [node.name], q.name, {"perm": HWC_FROM_CHW if len(shape) == 3 else []})
+            self.emit(q.name, "quantize", [node.name], q.name, {"perm": list(STORAGE["HWC"]) if len(shape) == 3 else []})
             self.ir_of[node.name] = q.name
         elif node.op == "output":
             results = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]
             for r in results:
                 x = self.tensor(r.name)
-                out = TensorInfo(f"{r.name}_out", "float32", tuple(x.shape[i] for i in CHW_FROM_HWC)
-                                 if x.layout == "HWC" else x.shape, layout="CHW" if x.layout == "HWC" else "")
+                order = storage_order(x.layout, len(x.shape))
+                perm = [order.index(k) for k in range(len(x.shape))] if x.layout in STORAGE else []
+                out = TensorInfo(f"{r.name}_out", "float32", self.pytorch_shape(x),
+                                 layout="CHW" if x.layout == "HWC" else "")
                 self.model.tensors[out.name] = out
-                self.emit(out.name, "dequantize", [x.name], out.name,
-                          {"perm": CHW_FROM_HWC if x.layout == "HWC" else []})
+                self.emit(out.name, "dequantize", [x.name], out.name, {"perm": perm})
                 self.model.outputs.append(out.name)
         elif kind == "conv":
             self.weighted(node, self.gm.get_submodule(node.target), "conv2d")
@@ -604,6 +711,11 @@ class _Lowering(TransformerRules):
             getattr(self, RULES[kind])(node)
 
 
+def storage_order(layout: str, rank: int) -> tuple[int, ...]:
+    """The PyTorch per-sample axis each stored axis of a rank-``rank`` tensor in ``layout`` holds."""
+    return STORAGE[layout] if layout in STORAGE and len(STORAGE[layout]) == rank else tuple(range(rank))
+
+
 DIVISIONS = (operator.truediv, torch.div, torch.true_divide, "div", "true_divide")
 
 
@@ -614,7 +726,7 @@ def _finite_number(value) -> bool:
 RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
          "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
-         "resize": "resize", "stack": "stack"}
+         "resize": "resize", "stack": "stack", "permute": "permute", "conv1d": "conv1d"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):

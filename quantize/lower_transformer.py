@@ -115,12 +115,10 @@ class TransformerRules:
         if src.name in self.skipped:
             self.skipped.add(node.name)  # an element of x.shape
             return
-        x = self.tensor(src.name)
+        x = self.in_layout(self.tensor(src.name), "")
         if not (isinstance(index, tuple) and len(index) >= 2 and index[0] == slice(None) and
-                isinstance(index[1], int) and all(i == slice(None) for i in index[2:]) and len(x.shape) >= 2 and
-                x.layout != "HWC"):
-            raise UnsupportedOpError([(node.name, f"indexing with {index!r} (only x[:, i] or x[:, i, :] on a "
-                                                  "token tensor)")])
+                isinstance(index[1], int) and all(i == slice(None) for i in index[2:]) and len(x.shape) >= 2):
+            raise UnsupportedOpError([(node.name, f"indexing with {index!r} (only x[:, i] or x[:, i, :])")])
         i = index[1] % x.shape[0]
         part = self.derived(f"{node.name}_slice", x, (1,) + x.shape[1:], "slice", {"axis": 0, "start": i,
                                                                                    "stop": i + 1})
@@ -132,7 +130,7 @@ class TransformerRules:
     def layernorm(self, node: fx.Node, mod=None, x: TensorInfo | None = None, out: TensorInfo | None = None):
         path = str(node.target) if mod is None else f"{node.target}.LayerNorm"
         mod = self.gm.get_submodule(node.target) if mod is None else mod
-        x = self.tensor(node.args[0].name) if x is None else x
+        x = self.in_layout(self.tensor(node.args[0].name), "") if x is None else x
         channels = x.shape[-1]
         if tuple(mod.normalized_shape) != (channels,):
             raise UnsupportedOpError([(path, f"LayerNorm over {tuple(mod.normalized_shape)} (only the last axis)")])

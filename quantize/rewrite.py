@@ -8,6 +8,8 @@ turned into the module forms the lowering knows, with the float function unchang
   mode "constant" and value 0) whose only reader is a convolution becomes part of that convolution's padding,
   asymmetric where it is (:class:`PaddedConv2d`), which the IR's conv2d states as (top, left, bottom, right).
   The IR pads a convolution with the input zero point, the integer for real 0, so this is exact.
+* :func:`conv1ds`: an ``nn.Conv1d`` becomes the equivalent ``nn.Conv2d`` with a (1, k) kernel
+  (:class:`Conv1dAs2d`), which the lowering runs on the (C, L) input stored as a (1, L, C) image.
 * :func:`standalone_batchnorms`: a ``BatchNorm2d`` that does not follow a convolution (so did not fold into one),
   in eval mode with running statistics, is the per-channel affine map ``g x + b`` with ``g = gamma /
   sqrt(var + eps)``, ``b = beta - mean g``: it becomes the depthwise 1x1 ``nn.Conv2d`` computing exactly that.
@@ -44,6 +46,32 @@ class PaddedConv2d(nn.Conv2d):
         top, left, bottom, right = self.pads
         return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride, 0, self.dilation,
                         self.groups)
+
+
+class Conv1dAs2d(nn.Conv2d):
+    """An ``nn.Conv1d`` as the ``nn.Conv2d`` with a (1, k) kernel over its input seen as (C, 1, L): ``forward``
+    takes and returns (N, C, L) tensors, computing what the Conv1d did."""
+
+    def __init__(self, conv: nn.Conv1d):
+        padding = conv.padding if isinstance(conv.padding, str) else (0, conv.padding[0])
+        super().__init__(conv.in_channels, conv.out_channels, (1, conv.kernel_size[0]), (1, conv.stride[0]), padding,
+                         (1, conv.dilation[0]), conv.groups, conv.bias is not None)
+        self.weight = nn.Parameter(conv.weight.detach().unsqueeze(2), requires_grad=False)
+        self.bias = conv.bias
+
+    def forward(self, x):
+        return super().forward(x.unsqueeze(2)).squeeze(2)
+
+
+def conv1ds(gm: fx.GraphModule) -> None:
+    """Every ``nn.Conv1d`` (zeros padding mode; BatchNorm1d after it already folded) becomes a
+    :class:`Conv1dAs2d` under the same path."""
+    for node in gm.graph.nodes:
+        if node.op == "call_module" and type(gm.get_submodule(node.target)) is nn.Conv1d:
+            conv = gm.get_submodule(node.target)
+            if conv.padding_mode == "zeros":
+                gm.add_submodule(node.target, Conv1dAs2d(conv).eval())
+    gm.recompile()
 
 
 def pair(v) -> list[int]:
