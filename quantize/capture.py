@@ -23,7 +23,8 @@ from .recurrent import RECURRENT, refusal
 from .rewrite import Conv1dAs2d, PaddedConv2d, conv1ds, functional_convs, merge_zero_pads, standalone_batchnorms
 
 MODULE_KINDS = {
-    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", nn.Linear: "linear", nn.ReLU: "relu", nn.ReLU6: "relu6",
+    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", nn.Linear: "linear", nn.ReLU: "relu",
+    nn.ReLU6: "relu6",
     nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
@@ -59,7 +60,8 @@ ACTIVATIONS = ("relu", "relu6", "hardtanh")
 # outputs; kinds absent here (identity, shape, constant, expand) emit nothing.
 LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
-    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "linear": ("dense",), "add": ("add", "constant", "requantize"),
+    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "linear": ("dense",),
+    "add": ("add", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),

@@ -570,7 +570,8 @@ class _Lowering(TransformerRules):
         dims = [d % (rank + 1) for d in dims]
         if len(dims) != rank + 1 or dims[0] != 0:
             raise UnsupportedOpError([(node.name, f"permutation {tuple(dims)} of a tensor of per-sample shape "
-                                                  f"{self.shapes[node.args[0].name]} (the batch axis must stay first)")])
+                                                  f"{self.shapes[node.args[0].name]} (the batch axis must stay "
+                                                  "first)")])
         q = [d - 1 for d in dims[1:]]    # per-sample: output axis j is input axis q[j]
         stored = storage_order(x.layout, rank)   # the input's storage in terms of its PyTorch axes
         for layout in ("", *STORAGE):
@@ -676,7 +677,8 @@ class _Lowering(TransformerRules):
             s, zp, bits = self.input_qparams(node.name)
             q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
                                 "HWC" if len(shape) == 3 else "", bits)
-            self.emit(q.name, "quantize", [node.name], q.name, {"perm": list(STORAGE["HWC"]) if len(shape) == 3 else []})
+            self.emit(q.name, "quantize", [node.name], q.name,
+                      {"perm": list(STORAGE["HWC"]) if len(shape) == 3 else []})
             self.ir_of[node.name] = q.name
         elif node.op == "output":
             results = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]

@@ -11,14 +11,14 @@ summation order. The cell equations are PyTorch's (torch.nn.LSTM / torch.nn.GRU 
 * GRU: ``r, z = sigmoid(W_i* x + W_h* h + b)``, ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``,
   ``h' = n + z (h - n)`` (the same as PyTorch's ``(1 - z) n + z h``).
 
-The initial state is zero (no ``h0``/``c0`` argument, or ``torch.zeros``): the first step drops the terms that read it, so
-``c_1 = i g`` and a GRU's first ``n`` reads ``r b_hn``. As TFLM's integer LSTM does, the gates are integer-only;
+The initial state is zero (no ``h0``/``c0`` argument, or ``torch.zeros``): the first step drops the terms that
+read it, so ``c_1 = i g`` and a GRU's first ``n`` reads ``r b_hn``. As TFLM's integer LSTM does, the gates are integer-only;
 unlike it, every gate keeps its own per-step calibrated scale instead of fixed Q3.12/Q0.15 formats.
 
 Supported: ``batch_first=True`` (the batch is the first axis everywhere in intonly), any ``num_layers``,
 ``bidirectional``, with or without bias, inference dropout; read as ``out`` (the stacked outputs of the last
-layer), ``out[:, t]``, ``h_n[k]`` and (LSTM) ``c_n[k]``. Refused with a reason (:func:`refusal`): nonzero initial states,
-``proj_size``, ``batch_first=False`` and other uses of ``h_n``/``c_n``.
+layer), ``out[:, t]``, ``h_n[k]`` and (LSTM) ``c_n[k]``. Refused with a reason (:func:`refusal`): nonzero initial
+states, ``proj_size``, ``batch_first=False`` and other uses of ``h_n``/``c_n``.
 """
 
 from __future__ import annotations

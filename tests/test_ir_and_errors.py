@@ -156,9 +156,10 @@ def test_cli_unsupported_model_exits_2_and_writes_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "intonly.cli", "run", "--model", f"{model_file}:Net", "--data",
                            str(tmp_path / "data.npz"), "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["error: UnsupportedOpError: 1 unsupported op(s) in the model:",
-                                                f"  - rnn: LSTM with batch_first=False (the batch must be the first axis: "
-                                                f"pass batch_first=True) at {model_file}:8"]
+    assert proc.stderr.strip().splitlines() == [
+        "error: UnsupportedOpError: 1 unsupported op(s) in the model:",
+        f"  - rnn: LSTM with batch_first=False (the batch must be the first axis: pass batch_first=True) at "
+        f"{model_file}:8"]
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.npz", "net.py"]
 
