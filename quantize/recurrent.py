@@ -12,8 +12,8 @@ summation order. The cell equations are PyTorch's (torch.nn.LSTM / torch.nn.GRU 
   ``h' = n + z (h - n)`` (the same as PyTorch's ``(1 - z) n + z h``).
 
 The initial state is zero (no ``h0``/``c0`` argument, or ``torch.zeros``): the first step drops the terms that
-read it, so ``c_1 = i g`` and a GRU's first ``n`` reads ``r b_hn``. As TFLM's integer LSTM does, the gates are integer-only;
-unlike it, every gate keeps its own per-step calibrated scale instead of fixed Q3.12/Q0.15 formats.
+read it, so ``c_1 = i g`` and a GRU's first ``n`` reads ``r b_hn``. As in TFLM's integer LSTM the gates are
+integer-only; unlike it, every gate keeps its own per-step calibrated scale instead of fixed Q3.12/Q0.15 formats.
 
 Supported: ``batch_first=True`` (the batch is the first axis everywhere in intonly), any ``num_layers``,
 ``bidirectional``, with or without bias, inference dropout; read as ``out`` (the stacked outputs of the last
