@@ -26,11 +26,13 @@ CONFIGS = {  # name -> QuantConfig overrides
     "int8, percentile observer": {"observer": "percentile"},
     "int8, mse observer": {"observer": "mse"},
     "int8, wide weights": {"wide_weights": True},
+    "int8, cross-layer equalization": {"equalize": True},
     "act 16": {"act_bits": 16},
     "act 16, wide weights": {"act_bits": 16, "wide_weights": True},
     "act 10, wide weights": {"act_bits": 10, "wide_weights": True},
     "act 12, wide weights, no bias correction": {"act_bits": 12, "wide_weights": True, "bias_correction": False},
     "act 12, wide weights (efficientnet-lite0 demo default)": {"act_bits": 12, "wide_weights": True},
+    "act 12, wide weights, cross-layer equalization": {"act_bits": 12, "wide_weights": True, "equalize": True},
 }
 
 

@@ -22,7 +22,9 @@ class QuantConfig:
     calibration data into its bias (Nagel et al. 2019; quantize/bias_correction.py). With ``wide_weights`` every
     Conv2d/Linear gets the widest weights, from ``weight_bits`` up to 16, that its int32 accumulator proof allows
     at its input's width: with ``act_bits=12`` the accumulator's 30 bits are shared about evenly between weights
-    and activations, which minimises the product's rounding error (docs/ptq.md).
+    and activations, which minimises the product's rounding error (docs/ptq.md). ``equalize`` applies cross-layer
+    equalization to consecutive Conv2d/Linear layers joined by identity/ReLU/LeakyReLU (Nagel et al. 2019;
+    quantize/equalization.py); off by default, as measured in docs/ptq.md.
 
     Transformer choices: ``softmax`` family (``shiftmax`` I-ViT, ``iexp`` I-BERT, ``log2`` FQ-ViT
     log-int-softmax with 4-bit codes), ``gelu`` family (``shiftgelu`` I-ViT, ``igelu`` I-BERT),
@@ -45,6 +47,7 @@ class QuantConfig:
     auto_bits_sqnr_db: float = 30.0
     bias_correction: bool = True
     wide_weights: bool = False
+    equalize: bool = False
 
     def __post_init__(self):
         for name in ("weight_bits", "act_bits"):

@@ -38,6 +38,7 @@ from .ops import infer_shape
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
 from .recurrent import unroll_recurrent
+from .equalization import equalize
 from .rewrite import conv_padding, pair
 from .widths import choose_widths
 from .weights import quantize_weight
@@ -50,8 +51,9 @@ BIAS_LIMIT = 2**30  # |int32 bias| at most this: the weights' share of the accum
 
 class _Lowering(TransformerRules):
     def __init__(self, gm: fx.GraphModule, cfg: QuantConfig, observers: dict, shapes: dict, name: str,
-                 input_means: InputMeans | None = None):
+                 input_means: InputMeans | None = None, rescaled: set[str] = frozenset()):
         self.gm, self.cfg, self.obs, self.shapes, self.input_means = gm, cfg, observers, shapes, input_means
+        self.rescaled = rescaled   # fx values cross-layer equalization changed: no longer the model's (no source)
         self.bits: dict[str, int] = choose_widths(gm, cfg, observers)
         self.constants: dict[str, np.ndarray] = {}  # fx name -> per-sample float value of a parameter used as data
         self.skipped: set[str] = set()  # fx values that are shapes, not tensors
@@ -72,7 +74,8 @@ class _Lowering(TransformerRules):
     def new_tensor(self, name, shape, scale, zp, source="", layout="", bits=None) -> TensorInfo:
         bits = bits or self.cfg.act_bits
         info = TensorInfo(name=name, dtype=storage_dtype(bits), shape=tuple(int(d) for d in shape),
-                          scale=float(scale), zero_point=int(zp), bits=bits, source=source, layout=layout)
+                          scale=float(scale), zero_point=int(zp), bits=bits,
+                          source="" if source in self.rescaled else source, layout=layout)
         self.model.tensors[name] = info
         return info
 
@@ -819,7 +822,9 @@ def quantize(model, calib_data, config: QuantConfig | None = None, name: str | N
     calib = _calibration_arrays(gm, calib_data)
     unroll_recurrent(gm, [torch.from_numpy(a[:1]) for a in calib])
     unsupported = unsupported_nodes(gm)
+    rescaled = equalize(gm) if cfg.equalize and not unsupported else set()
     if unsupported:  # one sample gives every shape the lowering checks; the model will not be kept
         calib = [a[:1] for a in calib]
     observers, shapes, input_means = calibrate(gm, calib, cfg)
-    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__, input_means).run(unsupported)
+    return _Lowering(gm, cfg, observers, shapes, name or type(model).__name__, input_means,
+                     rescaled).run(unsupported)

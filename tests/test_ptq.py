@@ -121,3 +121,67 @@ def test_wide_weights_take_what_the_int32_proof_leaves(digits_wide):
 def test_wide_weights_are_bit_exact_in_host_c_and_on_cortex_m4(digits_wide, tmp_path):
     _, wide, _, x = digits_wide
     assert_c_equals_hwsim_on_host_and_cortex_m4(wide, x[:8], tmp_path)
+
+class MobileReLU(nn.Module):
+    """MobileNet-style blocks with ReLU (conv-BN-ReLU, depthwise, linear 1x1 projections) and BatchNorm gains
+    spread over two orders of magnitude, as trained networks have them; a ReLU6 pair and a flatten into a Linear
+    that equalization must leave alone."""
+
+    def __init__(self):
+        super().__init__()
+
+        def block(*args, **kwargs):
+            return nn.Sequential(nn.Conv2d(*args, **kwargs, bias=False), nn.BatchNorm2d(args[1]), nn.ReLU())
+
+        self.features = nn.Sequential(block(3, 16, 3, padding=1, stride=2), block(16, 16, 3, padding=1, groups=16),
+                                      nn.Conv2d(16, 24, 1), block(24, 48, 1), nn.MaxPool2d(2),
+                                      block(48, 48, 3, padding=1, groups=48), nn.Conv2d(48, 24, 1))
+        self.clipped, self.tail = nn.Sequential(nn.Conv2d(24, 8, 1), nn.ReLU6()), nn.Conv2d(8, 8, 1)
+        self.fc = nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(self.tail(self.clipped(self.features(x))).flatten(1))
+
+
+@pytest.fixture(scope="module")
+def mobile_relu():
+    torch.manual_seed(0)
+    net = MobileReLU().eval()
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.weight.data = torch.exp(torch.randn_like(m.weight) * 1.5)
+            m.running_var.uniform_(0.1, 3)
+            m.running_mean.uniform_(-1, 1)
+            m.bias.data.normal_()
+    return net, np.random.default_rng(0).normal(size=(64, 3, 16, 16)).astype(np.float32)
+
+
+def test_equalization_balances_each_pair_and_keeps_the_float_function(mobile_relu):
+    from intonly.quantize.equalization import _input_channel_ranges, equalizable_pairs, equalize
+
+    net, x = mobile_relu
+    gm = capture(net)
+    pairs = [(a.name, b.name) for a, b in equalizable_pairs(gm)]
+    assert pairs == [("features_0_0", "features_1_0"), ("features_1_0", "features_2"),
+                     ("features_2", "features_3_0"), ("features_3_0", "features_5_0"), ("features_5_0", "features_6"),
+                     ("features_6", "clipped_0")]   # not across the ReLU6 (clipped_0 -> tail), nor into fc
+    assert equalize(gm) == {"features_0_0", "features_0_2", "features_1_0", "features_1_2", "features_2",
+                            "features_3_0", "features_3_2", "features_4", "features_5_0", "features_5_2",
+                            "features_6"}
+    with torch.no_grad():
+        np.testing.assert_allclose(gm(torch.from_numpy(x)).numpy(), net(torch.from_numpy(x)).numpy(), atol=2e-5)
+    for a, b in equalizable_pairs(gm):
+        first, second = gm.get_submodule(a.target), gm.get_submodule(b.target)
+        r1 = first.weight.detach().double().abs().reshape(first.weight.shape[0], -1).amax(1)
+        np.testing.assert_allclose(r1.numpy(), _input_channel_ranges(second).numpy(), rtol=1e-3)
+
+
+def test_equalization_raises_the_integer_model_sqnr(mobile_relu):
+    """Measured: 31.6 dB -> 34.9 dB with bias correction, 30.9 -> 32.9 without (per-channel int8 weights)."""
+    from conftest import float_sqnr_db
+
+    net, x = mobile_relu
+    plain, equalized = (quantize(net, x, QuantConfig(equalize=e)) for e in (False, True))
+    assert float_sqnr_db(net, x, equalized) > float_sqnr_db(net, x, plain) + 2
+    sources = {t.source for t in equalized.tensors.values()}
+    assert "features_2" not in sources and "tail" in sources   # rescaled values are not compared

@@ -11,7 +11,7 @@ from intonly.quantize.config import GELU_FAMILIES, OBSERVERS, SOFTMAX_FAMILIES, 
 from intonly.quantize.names import ROUNDING_MODES
 
 CONFIG_OPTIONS = ("weight_bits", "act_bits", "observer", "rounding", "softmax", "gelu", "softmax_bits",
-                  "residual_bits", "auto_bits", "bias_correction", "wide_weights")
+                  "residual_bits", "auto_bits", "bias_correction", "wide_weights", "equalize")
 
 
 def add_quant_options(p: argparse.ArgumentParser) -> None:
@@ -40,6 +40,9 @@ def add_quant_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wide-weights", action=argparse.BooleanOptionalAction,
                    help="each layer's weights as wide (up to 16 bits) as its int32 accumulator proof allows "
                         "(efficientnet-lite0: on)")
+    p.add_argument("--equalize", action=argparse.BooleanOptionalAction,
+                   help="cross-layer equalization of consecutive layers joined by identity/ReLU/LeakyReLU "
+                        "(default off)")
 
 
 def config_from(args, base: QuantConfig | None = None) -> QuantConfig:

@@ -73,7 +73,7 @@ def run_job(args, console: Console) -> dict:
             "model": name, "samples": int(len(x[0])), "rounding": cfg.rounding, "observer": cfg.observer,
             "weight_bits": cfg.weight_bits, "act_bits": cfg.act_bits, "act_symmetric": cfg.act_symmetric,
             "softmax": cfg.softmax, "gelu": cfg.gelu, "residual_bits": cfg.residual_bits, "auto_bits": cfg.auto_bits,
-            "bias_correction": cfg.bias_correction, "wide_weights": cfg.wide_weights,
+            "bias_correction": cfg.bias_correction, "wide_weights": cfg.wide_weights, "equalize": cfg.equalize,
             "wide_tensors": sorted(t.name for t in int_model.tensors.values() if t.dtype != "float32" and t.bits > 8),
             "fp_accuracy": work.score(fp_logits), "int_accuracy": work.score(sim.outputs[0]),
             "fp_int_top1_agreement": work.agreement(fp_logits, sim.outputs[0]),
