@@ -58,6 +58,17 @@ def window(divide: bool):
     return work
 
 
+def adaptive_window(model, node):
+    """adaptive_avgpool: one add per tap of every (uneven) window, the clamp and one division per output."""
+    h, w, c = model.tensors[node.inputs[0]].shape
+    oh, ow, _ = model.tensors[node.outputs[0]].shape
+
+    def taps(size, out):
+        return sum(((o + 1) * size + out - 1) // out - (o * size) // out for o in range(out))
+    n = elements(model, node)
+    return {INT32_ELEMENTWISE: taps(h, oh) * taps(w, ow) * c + n, DIVIDE: n}
+
+
 def per_element(**per):
     """A row whose counts are ``per[class]`` operations for every output element."""
     unknown = set(per) - set(OP_CLASSES)

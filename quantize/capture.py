@@ -20,7 +20,7 @@ from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
 from .recurrent import RECURRENT, refusal
-from .rewrite import Conv1dAs2d, PaddedConv2d, conv1ds, functional_convs, merge_zero_pads, standalone_batchnorms
+from .rewrite import Conv1dAs2d, PaddedConv2d, conv1ds, pair, functional_convs, merge_zero_pads, standalone_batchnorms
 
 MODULE_KINDS = {
     nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", nn.Linear: "linear", nn.ReLU: "relu",
@@ -63,7 +63,7 @@ LOWERS_TO = {
     "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "linear": ("dense",),
     "add": ("add", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
-    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool",), "mean": ("avgpool", "reshape"),
+    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
     "lookup": ("lookup",), "resize": ("resize_nearest",),
     "flatten": ("reshape",), "permute": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"),
@@ -106,8 +106,9 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
             return "lookup", f"{type(mod).__module__}.{type(mod).__name__}(approximate={mod.approximate!r})"
         if kind in ("conv", "conv1d") and mod.padding_mode != "zeros":
             return None, f"Conv2d with padding_mode={mod.padding_mode!r} (only 'zeros')"
-        if kind == "avgpool" and mod.ceil_mode:
-            return None, "AvgPool2d with ceil_mode=True"
+        if kind == "avgpool" and mod.ceil_mode and mod.count_include_pad and max(pair(mod.padding)) > 0:
+            return None, ("AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the "
+                          "padding but not the ceil_mode overhang)")
         if kind == "maxpool" and mod.return_indices:
             return None, "MaxPool2d with return_indices=True"
         if kind == "avgpool" and mod.divisor_override is not None:

@@ -333,9 +333,13 @@ class _Lowering(TransformerRules):
             size = self.gm.get_submodule(node.target).output_size if node.op == "call_module" else node.args[1]
             size = (size, size) if isinstance(size, int) else tuple(size)
             oh, ow = (d if d is not None else full for d, full in zip(size, (h, w)))
-            if h % oh or w % ow:
-                raise UnsupportedOpError([(str(node.target), f"AdaptiveAvgPool2d {h}x{w} -> {oh}x{ow} "
-                                                            "(only evenly dividing windows)")])
+            if h % oh or w % ow:   # PyTorch's uneven windows
+                out = self.like(node.name, x, (oh, ow, x.shape[2]), source=node.name)
+                qmin, qmax = x.qrange()
+                self.emit(self.ir_name(node), "adaptive_avgpool", [x.name], out.name,
+                          {"output_size": [oh, ow], "act_min": qmin, "act_max": qmax})
+                self.ir_of[node.name] = out.name
+                return
             kernel, stride, pads, include_pad = [h // oh, w // ow], [h // oh, w // ow], [0, 0, 0, 0], 1
         else:
             mod = self.gm.get_submodule(node.target)
@@ -346,18 +350,23 @@ class _Lowering(TransformerRules):
             include_pad = int(getattr(mod, "count_include_pad", 1))
         out = self.like(node.name, x, self.shape_of(node), source=node.name)
         name = str(node.target) if node.op == "call_module" else node.name
-        if kind == "maxpool":
-            dil = pair(self.gm.get_submodule(node.target).dilation)
-            # ceil_mode: the windows PyTorch adds at the bottom/right read extra padding, which never wins a max
+        dil = pair(self.gm.get_submodule(node.target).dilation) if kind == "maxpool" else [1, 1]
+        if kind != "adaptive_avgpool":
+            # ceil_mode: the windows PyTorch adds at the bottom/right read past the input and its padding; that
+            # overhang becomes extra padding, which never wins a max and which an average does not count
+            # (capture refuses an average that would count the explicit padding but not the overhang)
             oh, ow = out.shape[:2]
-            pads[2] = max(pads[2], (oh - 1) * stride[0] + dil[0] * (kernel[0] - 1) + 1 - h - pads[0])
-            pads[3] = max(pads[3], (ow - 1) * stride[1] + dil[1] * (kernel[1] - 1) + 1 - w - pads[1])
+            extra = [(oh - 1) * stride[0] + dil[0] * (kernel[0] - 1) + 1 - h - pads[0] - pads[2],
+                     (ow - 1) * stride[1] + dil[1] * (kernel[1] - 1) + 1 - w - pads[1] - pads[3]]
+            pads[2], pads[3] = pads[2] + max(extra[0], 0), pads[3] + max(extra[1], 0)
+            include_pad = include_pad and max(extra) <= 0
+        if kind == "maxpool":
             self.emit(name, "maxpool", [x.name], out.name, {"kernel": kernel, "stride": stride, "padding": pads,
                                                              "dilation": dil})
         else:
             qmin, qmax = x.qrange()
             self.emit(name, "avgpool", [x.name], out.name,
-                      {"kernel": kernel, "stride": stride, "padding": pads, "count_include_pad": include_pad,
+                      {"kernel": kernel, "stride": stride, "padding": pads, "count_include_pad": int(include_pad),
                        "pad_value": x.zero_point, "act_min": qmin, "act_max": qmax})
         self.ir_of[node.name] = out.name
 

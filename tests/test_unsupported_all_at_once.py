@@ -1,7 +1,7 @@
 """A model holding many unsupported constructs gets one UnsupportedOpError listing every one of them, in graph
 order, each with its module path and source line: the calls no rule knows (found at capture) and what the rules
-refuse once shapes are known (an uneven adaptive pool, a LayerNorm over (C, H, W)), which used to surface one at a
-time during lowering."""
+refuse once shapes are known (a LayerNorm over (C, H, W), a bilinear resize), which used to surface one at a time
+during lowering."""
 
 import numpy as np
 import pytest
@@ -19,9 +19,9 @@ class Everything(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.norm = nn.LayerNorm([4, 8, 8])
-        self.pool = nn.AdaptiveAvgPool2d((3, 3))
+        self.pool = nn.AdaptiveMaxPool2d((3, 3))
         self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2)
-        self.mp = nn.AvgPool2d(3, 2, ceil_mode=True)
+        self.mp = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
         self.prelu, self.mha = nn.PReLU(4), nn.MultiheadAttention(4, 2, batch_first=True)
         self.fc = nn.Linear(36, 2)
 
@@ -37,12 +37,13 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         quantize(Everything().eval(), x)
     listed = [(path, desc.rpartition(" at ")[0]) for path, desc in info.value.ops]
     assert listed == [
-        ("pool", "AdaptiveAvgPool2d 8x8 -> 3x3 (only evenly dividing windows)"),
+        ("pool", "torch.nn.modules.pooling.AdaptiveMaxPool2d"),
         ("norm", "LayerNorm over (4, 8, 8) (only the last axis)"),
         ("up", "resize with mode='bilinear' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest, by integer "
                "factors, of an image)"),
         ("tconv", "torch.nn.modules.conv.ConvTranspose2d"),
-        ("mp", "AvgPool2d with ceil_mode=True"),
+        ("mp", "AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the padding but "
+               "not the ceil_mode overhang)"),
         ("prelu", "PReLU with 4 parameters (only one shared slope)"),
         ("sub", "subtraction needs two tensor operands or a tensor and a finite number (no alpha)"),
         ("truediv", "multiplication or division by zero or by something other than a tensor or a number (no "
@@ -50,11 +51,11 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("mha", "torch.nn.modules.activation.MultiheadAttention"),
     ]
     assert all(desc.rpartition(" at ")[2].startswith(__file__ + ":") for _, desc in info.value.ops)
-    assert str(info.value).startswith("9 unsupported op(s) in the model:\n  - pool: AdaptiveAvgPool2d 8x8 -> 3x3")
+    assert str(info.value).startswith("9 unsupported op(s) in the model:\n  - pool: torch.nn.modules.pooling.AdaptiveMaxPool2d")
 
 
 def test_a_lowering_refusal_alone_is_still_one_error_with_its_source_line():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(64, 2)).eval()
-    with pytest.raises(UnsupportedOpError, match=r"^1 unsupported op\(s\) in the model:\n  - 1: AdaptiveAvgPool2d "
-                                                 r"7x7 -> 4x4 \(only evenly dividing windows\)"):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm([4, 7, 7]), nn.Flatten(), nn.Linear(196, 2)).eval()
+    with pytest.raises(UnsupportedOpError, match=r"^1 unsupported op\(s\) in the model:\n  - 1: LayerNorm over "
+                                                 r"\(4, 7, 7\) \(only the last axis\)"):
         quantize(net, np.zeros((2, 3, 9, 9), np.float32))
