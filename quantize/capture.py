@@ -20,10 +20,11 @@ from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
 from .recurrent import RECURRENT, refusal
-from .rewrite import Conv1dAs2d, PaddedConv2d, conv1ds, pair, functional_convs, merge_zero_pads, standalone_batchnorms
+from .rewrite import (Conv1dAs2d, PaddedConv2d, ZeroInsertion, conv1ds, pair, transposed_conv_refusal,
+                      transposed_convs, functional_convs, merge_zero_pads, standalone_batchnorms)
 
 MODULE_KINDS = {
-    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", nn.Linear: "linear", nn.ReLU: "relu",
+    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", ZeroInsertion: "zero_insert", nn.Linear: "linear", nn.ReLU: "relu",
     nn.ReLU6: "relu6",
     nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
@@ -60,7 +61,7 @@ ACTIVATIONS = ("relu", "relu6", "hardtanh")
 # outputs; kinds absent here (identity, shape, constant, expand) emit nothing.
 LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
-    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "linear": ("dense",),
+    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "zero_insert": ("zero_insert",), "linear": ("dense",),
     "add": ("add", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),
@@ -115,6 +116,9 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
             return None, "AvgPool2d with divisor_override"
         if kind == "lookup" and isinstance(mod, nn.PReLU) and mod.num_parameters != 1:
             return None, f"PReLU with {mod.num_parameters} parameters (only one shared slope)"
+        if type(mod) is nn.ConvTranspose2d:
+            why = transposed_conv_refusal(mod) or "an output_size argument"
+            return None, f"ConvTranspose2d with {why}"
         if isinstance(mod, RECURRENT):
             return None, f"{type(mod).__name__} with {refusal(gm, node) or 'no example input to unroll it over'}"
         if type(mod) is nn.BatchNorm2d or type(mod) is nn.BatchNorm1d:
@@ -149,6 +153,7 @@ def capture(model: nn.Module) -> fx.GraphModule:
         raise CaptureError(f"torch.fx cannot capture {type(model).__name__} as a static graph: "
                            f"{type(exc).__name__}: {exc}") from None
     functional_convs(gm)
+    transposed_convs(gm)
     gm = fuse(gm, no_trace=True)
     conv1ds(gm)
     standalone_batchnorms(gm)

@@ -489,6 +489,16 @@ class _Lowering(TransformerRules):
                                         f"{ta.bits}- and {tb.bits}-bit operands; lower act_bits")
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
+    def zero_insert(self, node: fx.Node):
+        """The zeros a ConvTranspose2d inserts (quantize/rewrite.py): ``zero_insert`` filled with the input's zero
+        point, the integer for real 0."""
+        x = self.in_layout(self.tensor(node.args[0].name), "HWC")
+        mod = self.gm.get_submodule(node.target)
+        out = self.like(node.name, x, self.shape_of(node), source=node.name)
+        self.emit(str(node.target), "zero_insert", [x.name], out.name,
+                  {"stride": list(mod.stride), "extra": list(mod.extra), "pad_value": x.zero_point})
+        self.ir_of[node.name] = out.name
+
     def resize(self, node: fx.Node):
         """``nn.Upsample`` / ``F.interpolate`` with mode ``nearest`` or ``nearest-exact`` to an integer multiple of
         the input size: ``resize_nearest`` (data movement on the input's scale)."""
@@ -740,7 +750,8 @@ def _finite_number(value) -> bool:
 RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "layernorm": "layernorm", "gelu": "gelu",
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
          "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
-         "resize": "resize", "stack": "stack", "permute": "permute", "conv1d": "conv1d"}
+         "resize": "resize", "stack": "stack", "permute": "permute", "conv1d": "conv1d",
+         "zero_insert": "zero_insert"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):

@@ -8,6 +8,10 @@ turned into the module forms the lowering knows, with the float function unchang
   mode "constant" and value 0) whose only reader is a convolution becomes part of that convolution's padding,
   asymmetric where it is (:class:`PaddedConv2d`), which the IR's conv2d states as (top, left, bottom, right).
   The IR pads a convolution with the input zero point, the integer for real 0, so this is exact.
+* :func:`transposed_convs`: an ``nn.ConvTranspose2d`` becomes zeros inserted between its input pixels
+  (:class:`ZeroInsertion`, the ``zero_insert`` op, filled with the input zero point) and the equivalent stride-1
+  ``nn.Conv2d`` (flipped kernel, swapped channels, padding ``dilation * (k - 1) - padding``; ``output_padding``
+  as more inserted zeros at the bottom/right): exact, at the price of the multiplications by the inserted zeros.
 * :func:`conv1ds`: an ``nn.Conv1d`` becomes the equivalent ``nn.Conv2d`` with a (1, k) kernel
   (:class:`Conv1dAs2d`), which the lowering runs on the (C, L) input stored as a (1, L, C) image.
 * :func:`standalone_batchnorms`: a ``BatchNorm2d`` that does not follow a convolution (so did not fold into one),
@@ -61,6 +65,67 @@ class Conv1dAs2d(nn.Conv2d):
 
     def forward(self, x):
         return super().forward(x.unsqueeze(2)).squeeze(2)
+
+
+class ZeroInsertion(nn.Module):
+    """``stride - 1`` zeros between neighbouring pixels of an (N, C, H, W) input, and ``extra`` (bottom, right)
+    rows and columns of zeros after the last: (H - 1) * sh + 1 + extra_h rows."""
+
+    def __init__(self, stride: tuple[int, int], extra: tuple[int, int]):
+        super().__init__()
+        self.stride, self.extra = tuple(int(s) for s in stride), tuple(int(e) for e in extra)
+
+    def forward(self, x):
+        (sh, sw), (eh, ew) = self.stride, self.extra
+        out = x.new_zeros(x.shape[0], x.shape[1], (x.shape[2] - 1) * sh + 1 + eh, (x.shape[3] - 1) * sw + 1 + ew)
+        out[:, :, :out.shape[2] - eh:sh, :out.shape[3] - ew:sw] = x
+        return out
+
+
+def transposed_conv_refusal(conv: nn.ConvTranspose2d) -> str | None:
+    """Why a ConvTranspose2d cannot become a zero insertion and a convolution, or None."""
+    if conv.padding_mode != "zeros":
+        return f"padding_mode={conv.padding_mode!r} (only 'zeros')"
+    if isinstance(conv.padding, str) or any(p > d * (k - 1) for p, d, k in zip(conv.padding, conv.dilation,
+                                                                                 conv.kernel_size)):
+        return "padding above dilation * (kernel_size - 1) (the output would be cropped)"
+    return None
+
+
+def transposed_convs(gm: fx.GraphModule) -> None:
+    """Every ``nn.ConvTranspose2d`` call (one input: no ``output_size`` argument) becomes a :class:`ZeroInsertion`
+    by its stride followed by the ``nn.Conv2d`` (stride 1, same dilation and groups) that computes the same:
+    the kernel flipped in both spatial axes with input and output channels swapped per group, and the padding
+    ``dilation * (kernel - 1) - padding`` on each side (``output_padding``: that many more zero rows/columns
+    inserted at the bottom/right). The conv keeps the transposed conv's path, so a BatchNorm after it folds into
+    it; the insertion (none for stride 1 without output padding) is ``<path>_zero_insertion``."""
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or type(gm.get_submodule(node.target)) is not nn.ConvTranspose2d or \
+                len(node.args) != 1 or node.kwargs:
+            continue
+        tconv = gm.get_submodule(node.target)
+        if transposed_conv_refusal(tconv) is not None:
+            continue
+        groups, (kh, kw) = tconv.groups, tconv.kernel_size
+        w = tconv.weight.detach()                               # (in, out / groups, kh, kw)
+        per_in, per_out = w.shape[0] // groups, w.shape[1]
+        w = w.reshape(groups, per_in, per_out, kh, kw).transpose(1, 2).reshape(groups * per_out, per_in, kh, kw)
+        conv = nn.Conv2d(tconv.in_channels, tconv.out_channels, (kh, kw), 1, 0, tconv.dilation, groups,
+                         tconv.bias is not None)
+        with torch.no_grad():
+            conv.weight.copy_(w.flip(2, 3))
+            if tconv.bias is not None:
+                conv.bias.copy_(tconv.bias)
+        conv.padding = tuple(d * (k - 1) - p for d, k, p in zip(tconv.dilation, tconv.kernel_size, tconv.padding))
+        path = str(node.target)
+        gm.add_submodule(path, conv.eval())
+        if max(tconv.stride) > 1 or max(tconv.output_padding) > 0:
+            gm.add_submodule(f"{path}_zero_insertion", ZeroInsertion(tconv.stride, tconv.output_padding))
+            with gm.graph.inserting_before(node):
+                inserted = gm.graph.call_module(f"{path}_zero_insertion", node.args)
+            inserted.meta = dict(node.meta)
+            node.args = (inserted,)
+    gm.recompile()
 
 
 def conv1ds(gm: fx.GraphModule) -> None:

@@ -20,7 +20,7 @@ class Everything(nn.Module):
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.norm = nn.LayerNorm([4, 8, 8])
         self.pool = nn.AdaptiveMaxPool2d((3, 3))
-        self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2)
+        self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2, padding=2)
         self.mp = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
         self.prelu, self.mha = nn.PReLU(4), nn.MultiheadAttention(4, 2, batch_first=True)
         self.fc = nn.Linear(36, 2)
@@ -41,7 +41,7 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("norm", "LayerNorm over (4, 8, 8) (only the last axis)"),
         ("up", "resize with mode='bilinear' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest, by integer "
                "factors, of an image)"),
-        ("tconv", "torch.nn.modules.conv.ConvTranspose2d"),
+        ("tconv", "ConvTranspose2d with padding above dilation * (kernel_size - 1) (the output would be cropped)"),
         ("mp", "AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the padding but "
                "not the ceil_mode overhang)"),
         ("prelu", "PReLU with 4 parameters (only one shared slope)"),
