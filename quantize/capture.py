@@ -31,7 +31,7 @@ MODULE_KINDS = {
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
     nn.GELU: "gelu", nn.Sigmoid: "lookup", nn.Tanh: "lookup", nn.Hardswish: "lookup", nn.Hardsigmoid: "lookup",
     nn.SiLU: "lookup", nn.ELU: "lookup", nn.LeakyReLU: "lookup", nn.Softplus: "lookup", nn.Mish: "lookup",
-    nn.PReLU: "lookup", nn.Upsample: "resize", nn.UpsamplingNearest2d: "resize",
+    nn.PReLU: "lookup", nn.Upsample: "resize", nn.UpsamplingNearest2d: "resize", nn.Softmax: "softmax",
 }
 FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
@@ -44,13 +44,14 @@ FUNCTION_KINDS = {
     F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
     F.mish: "lookup", F.interpolate: "resize", torch.stack: "stack", torch.permute: "permute",
     torch.transpose: "permute", torch.swapaxes: "permute", torch.squeeze: "flatten", torch.unsqueeze: "flatten",
+    F.softmax: "softmax", torch.softmax: "softmax",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
                 "expand": "expand", "neg": "neg", "negative": "neg", "mean": "mean", "sub": "sub",
                 "mul": "mul", "div": "mul", "true_divide": "mul", "sigmoid": "lookup", "tanh": "lookup",
                 "permute": "permute", "transpose": "permute", "swapaxes": "permute", "squeeze": "flatten",
-                "unsqueeze": "flatten"}
+                "unsqueeze": "flatten", "softmax": "softmax"}
 # Leaf modules: a module class with ``intonly_kind`` is captured whole and lowered by the rule of that kind
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
@@ -61,7 +62,8 @@ ACTIVATIONS = ("relu", "relu6", "hardtanh")
 # outputs; kinds absent here (identity, shape, constant, expand) emit nothing.
 LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
-    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "zero_insert": ("zero_insert",), "linear": ("dense",),
+    "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "zero_insert": ("zero_insert",),
+    "softmax": ("requantize", "shiftmax", "iexp_softmax"), "linear": ("dense",),
     "add": ("add", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),

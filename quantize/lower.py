@@ -123,6 +123,11 @@ class _Lowering(TransformerRules):
                 for t in tensors]
 
     @staticmethod
+    def pytorch_axes(x: TensorInfo) -> tuple[int, ...]:
+        """The PyTorch per-sample axis each stored axis of ``x`` holds."""
+        return storage_order(x.layout, len(x.shape))
+
+    @staticmethod
     def pytorch_shape(x: TensorInfo) -> tuple:
         order = storage_order(x.layout, len(x.shape))
         return tuple(x.shape[order.index(k)] for k in range(len(x.shape)))
@@ -751,7 +756,7 @@ RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "lay
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
          "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
          "resize": "resize", "stack": "stack", "permute": "permute", "conv1d": "conv1d",
-         "zero_insert": "zero_insert"}
+         "zero_insert": "zero_insert", "softmax": "channel_softmax"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):

@@ -255,8 +255,41 @@ class TransformerRules:
                 scale = float(np.float32(scale * 2 ** 0.25))
         raise QuantizationError(f"no scores scale makes the {family} constants fit int32 for {n_keys} keys")
 
-    def softmax(self, name: str, scores: TensorInfo, masked: bool) -> TensorInfo:
-        family, n_keys = self.cfg.softmax, scores.shape[-1]
+    def channel_softmax(self, node: fx.Node):
+        """``nn.Softmax(dim)`` / ``F.softmax`` / ``Tensor.softmax`` over one axis (a classifier's logits, a
+        segmentation head's channels): the axis stored last (an image's channels are, in HWC), the input
+        requantized to a scale the softmax family's constants fit if its calibrated one does not, then the
+        configured integer softmax (``log2``'s codes are not a linear tensor: ``iexp`` is used instead); the
+        output holds probabilities at scale ``2^-(softmax_bits - 1)``."""
+        x = self.tensor(node.args[0].name)
+        if node.op == "call_module":
+            dim = self.gm.get_submodule(node.target).dim
+        else:
+            args = dict(zip(("input", "dim"), node.args), **node.kwargs)
+            dim = args.get("dim") if args.get("dtype", args.get("_stacklevel")) is None else None
+        rank = len(x.shape)
+        axis = dim % (rank + 1) - 1 if isinstance(dim, int) else -1
+        order = self.pytorch_axes(x)
+        if axis < 0 or order[-1] != axis:
+            x = self.in_layout(x, "")
+            order = tuple(range(rank))
+        if axis < 0 or order[-1] != axis:
+            raise UnsupportedOpError([(self.ir_name(node), f"softmax over dim={dim!r} of a tensor of per-sample shape "
+                                                           f"{self.shapes[node.args[0].name]} (only one axis, the "
+                                                           "last, or an image's channels)")])
+        scale = self.softmax_input_scale(x.scale, x.shape[-1])
+        if scale != x.scale:
+            scores = self.like(f"{node.name}_scores", x)
+            scores.scale = scale
+            self.emit(scores.name, "requantize", [x.name], scores.name,
+                      {"input_zp": x.zero_point, **self.requant_attrs(f64(x.scale) / f64(scale), scores, node.name)})
+            x = scores
+        probs = self.softmax(self.ir_name(node), x, False, family="iexp" if self.cfg.softmax == "log2" else None)
+        probs.source, probs.layout = node.name, x.layout
+        self.ir_of[node.name] = probs.name
+
+    def softmax(self, name: str, scores: TensorInfo, masked: bool, family: str | None = None) -> TensorInfo:
+        family, n_keys = family or self.cfg.softmax, scores.shape[-1]
         bits = self.cfg.softmax_bits
         if bits == 8 and (1 << 7) < n_keys:
             raise ConfigError(f"softmax_bits=8 cannot represent 1/N for N={n_keys} keys at {name} "
