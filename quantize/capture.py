@@ -64,7 +64,7 @@ LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
     "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "zero_insert": ("zero_insert",),
     "softmax": ("requantize", "shiftmax", "iexp_softmax"), "linear": ("dense",),
-    "add": ("add", "constant", "requantize"),
+    "add": ("add", "negate", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),

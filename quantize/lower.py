@@ -302,30 +302,36 @@ class _Lowering(TransformerRules):
         return tuple(shape[k] for k in order) if order else shape
 
     def add(self, node: fx.Node, subtract: bool = False):
-        """``x + y`` of two tensors: the integer ``add``; ``x - y`` (``subtract``): ``negate(y)`` first (exact, on
-        y's scale)."""
+        """``x + alpha * y`` of two tensors: the integer ``add`` with y's multiplier taken at scale
+        ``|alpha| * s_y``; ``x - alpha * y`` (``subtract``) and a negative alpha: ``negate(y)`` first (exact, on
+        y's scale). A tensor and a number: :meth:`add_number`."""
         a, b = node.args[:2]
-        if len(node.args) == 2 and not node.kwargs and sum(isinstance(t, fx.Node) for t in (a, b)) == 1 and \
-                all(isinstance(t, fx.Node) or _finite_number(t) for t in (a, b)):
-            return self.add_number(node, a, b, subtract)
-        if len(node.args) > 2 or node.kwargs or not all(isinstance(t, fx.Node) for t in (a, b)):
+        alpha = node.kwargs.get("alpha", 1)
+        if len(node.args) > 2 or set(node.kwargs) - {"alpha"} or not _finite_number(alpha) or alpha == 0:
             what = "subtraction" if subtract else "add"
             raise UnsupportedOpError([(node.name, f"{what} needs two tensor operands or a tensor and a finite "
-                                                  "number (no alpha)")])
+                                                  "number, and a nonzero finite alpha")])
+        if sum(isinstance(t, fx.Node) for t in (a, b)) == 1 and all(isinstance(t, fx.Node) or _finite_number(t)
+                                                                    for t in (a, b)):
+            if isinstance(b, fx.Node) and alpha != 1:
+                raise UnsupportedOpError([(node.name, "a number plus alpha times a tensor")])
+            return self.add_number(node, a, b * alpha if not isinstance(b, fx.Node) else b, subtract)
+        if not all(isinstance(t, fx.Node) for t in (a, b)):
+            raise UnsupportedOpError([(node.name, "add or subtraction of two numbers")])
         rep, bounds = self.fused_activation(node)
         bits = self.bits_of(node.name)
         ta, tb = self.in_common_layout([self.operand(t, f"{node.name}.operand{i}", bits) for i, t in enumerate((a, b))])
-        if subtract:
+        if subtract != (alpha < 0):
             tb = self.negated(f"{node.name}_negated", tb)
         out = self.value_tensor(rep.name, ta.shape, ta.layout)
-        self.add_tensors(node.name, ta, tb, out, bounds)
+        self.add_tensors(node.name, ta, tb, out, bounds, b_factor=abs(alpha))
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
     def add_tensors(self, name: str, ta: TensorInfo, tb: TensorInfo, out: TensorInfo,
-                    bounds=(-math.inf, math.inf)) -> None:
-        """TFLM-style integer add of two tensors into ``out`` (left shift 20 up to 8 bits, else 15)."""
+                    bounds=(-math.inf, math.inf), b_factor: float = 1.0) -> None:
+        """TFLM-style integer add of ``a + b_factor * b`` into ``out`` (left shift 20 up to 8 bits, else 15)."""
         left = 20 if max(ta.bits, tb.bits, out.bits) <= 8 else 15
-        mults, shifts = add_multipliers(ta.scale, tb.scale, out.scale, left, name)
+        mults, shifts = add_multipliers(ta.scale, tb.scale * b_factor, out.scale, left, name)
         act_min, act_max = self.clamp_bounds(out, bounds)
         self.emit(name, "add", [ta.name, tb.name], out.name,
                   {"input_zps": [ta.zero_point, tb.zero_point], "left_shift": left, "multipliers": mults,

@@ -1,4 +1,4 @@
-"""``x - y`` (an exact ``negate`` then the integer ``add``) and ``x * c`` for a nonzero number (``requantize``,
+"""``x - y`` (an exact ``negate`` then the integer ``add``; ``alpha`` in its multiplier) and ``x * c`` for a nonzero number (``requantize``,
 after ``negate`` when c < 0), written as model code writes them: close to FP32, and hwsim == host C == Cortex-M4
 under QEMU bit for bit. A product of two tensors is refused by name."""
 
@@ -22,8 +22,9 @@ class Arithmetic(nn.Module):
 
     def forward(self, x):
         d = torch.relu(self.a(x) - self.b(x))          # operator.sub, fused ReLU
-        e = torch.sub(d * 0.5, 1.5 * self.b(x))        # scalar products both ways, torch.sub
-        return self.fc((e * -0.25).flatten(1))         # negative factor
+        e = torch.sub(d * 0.5, 1.5 * self.b(x), alpha=2)   # scalar products both ways, torch.sub with alpha
+        f = torch.add(e, d, alpha=-0.5)                # a negative alpha
+        return self.fc((f * -0.25).flatten(1))         # negative factor
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def arithmetic_model():
 def test_sub_and_scalar_mul_lower_to_negate_add_requantize_close_to_fp32(arithmetic_model):
     net, model, x = arithmetic_model
     ops = [n.op for n in model.nodes]
-    assert ops.count("negate") == 3 and ops.count("add") == 2 and ops.count("requantize") == 3
+    assert ops.count("negate") == 4 and ops.count("add") == 3 and ops.count("requantize") == 3
     convs = [n.name for n in model.nodes if n.op == "conv2d"]
     assert convs == ["a", "b", "b@b_1"]     # module b is called twice: the second call is named by its fx node
     assert float_sqnr_db(net, x, model) > 25
@@ -55,8 +56,8 @@ def test_sub_and_scalar_mul_are_bit_exact_in_host_c_and_on_cortex_m4(arithmetic_
                                                        "other than a tensor or a number (no keyword arguments)"),
     (lambda x: x * x.mean(1, keepdim=True), "mean: mean over dim=1 of a tensor of per-sample shape (3, 4, 4) (only "
                                              "the spatial dims (2, 3) of an image)"),
-    (lambda x: torch.sub(x, x, alpha=2), "sub: subtraction needs two tensor operands or a tensor and a finite number "
-                                         "(no alpha)"),
+    (lambda x: torch.sub(x, x, alpha=0), "sub: subtraction needs two tensor operands or a tensor and a finite number, "
+                                         "and a nonzero finite alpha"),
 ])
 def test_unsupported_forms_are_refused_by_name(forward, message):
     class Model(nn.Module):

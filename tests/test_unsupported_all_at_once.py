@@ -28,7 +28,7 @@ class Everything(nn.Module):
     def forward(self, x):
         y = self.conv(x)
         return (self.fc(self.pool(y).flatten(1)), self.norm(y), self.up(y), self.tconv(y), self.mp(y),
-                self.prelu(y), torch.sub(y, y, alpha=2), y / y, self.mha(*[y.flatten(2).transpose(1, 2)] * 3)[0])
+                self.prelu(y), torch.div(y, 2, rounding_mode="floor"), y / y, self.mha(*[y.flatten(2).transpose(1, 2)] * 3)[0])
 
 
 def test_every_unsupported_construct_is_listed_in_one_error():
@@ -45,7 +45,8 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("mp", "AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the padding but "
                "not the ceil_mode overhang)"),
         ("prelu", "PReLU with 4 parameters (only one shared slope)"),
-        ("sub", "subtraction needs two tensor operands or a tensor and a finite number (no alpha)"),
+        ("div", "multiplication or division by zero or by something other than a tensor or a number (no keyword "
+                "arguments)"),
         ("truediv", "multiplication or division by zero or by something other than a tensor or a number (no "
                     "keyword arguments)"),
         ("mha", "torch.nn.modules.activation.MultiheadAttention"),
