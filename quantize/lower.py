@@ -289,7 +289,8 @@ class _Lowering(TransformerRules):
         key = (x.name, f"{layout}{tuple(shape)}")
         if name is None and key in self.relayouts:
             return self.model.tensors[self.relayouts[key]]
-        out = self.like(name or f"{x.name}_{layout.lower()}", x, shape, layout=layout, source=name or "")
+        out = self.like(name or f"{x.name}_{layout.lower() or 'as'}_{'x'.join(map(str, shape))}", x, shape,
+                        layout=layout, source=name or "")
         self.emit(out.name, "reshape", [x.name], out.name, {"shape": list(shape)})
         if name is None:
             self.relayouts[key] = out.name

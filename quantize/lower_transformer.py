@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import functools
 import math
+import types
 
 import numpy as np
+import torch
 import torch.fx as fx
+import torch.nn as nn
 
 from .bounds import INT32_LIMIT, iexp_poly_max, shift_exp_max
 from .dyadic import f64, quantize_multiplier, quantize_multipliers
@@ -127,10 +130,13 @@ class TransformerRules:
         self.ir_of[node.name] = out.name
 
     # ---- normalisation and activations -----------------------------------------------------
-    def layernorm(self, node: fx.Node, mod=None, x: TensorInfo | None = None, out: TensorInfo | None = None):
-        path = str(node.target) if mod is None else f"{node.target}.LayerNorm"
+    def layernorm(self, node: fx.Node, mod=None, x: TensorInfo | None = None, out: TensorInfo | None = None,
+                  path: str | None = None):
+        path = path or (str(node.target) if mod is None else f"{node.target}.LayerNorm")
         mod = self.gm.get_submodule(node.target) if mod is None else mod
         x = self.in_layout(self.tensor(node.args[0].name), "") if x is None else x
+        if isinstance(mod, nn.GroupNorm) or len(mod.normalized_shape) > 1:
+            return self.layernorm_trailing(node, mod, x, path)
         channels = x.shape[-1]
         if tuple(mod.normalized_shape) != (channels,):
             raise UnsupportedOpError([(path, f"LayerNorm over {tuple(mod.normalized_shape)} (only the last axis)")])
@@ -153,6 +159,37 @@ class TransformerRules:
                   (("weight", w), ("bias", bias.astype(np.int32)), ("multiplier", mult), ("shift", shift))}
         self.emit(path, "layernorm", [x.name], out.name,
                   {"norm_shift": k, "output_zp": out.zero_point, "act_min": lo, "act_max": hi}, params)
+        self.ir_of[node.name] = out.name
+        return out
+
+    def layernorm_trailing(self, node: fx.Node, mod, x: TensorInfo, path: str) -> TensorInfo:
+        """LayerNorm over several trailing axes (e.g. an image's (C, H, W)) and GroupNorm with one group: the
+        ``layernorm`` op over those axes flattened into one, its gamma and beta broadcast to them (GroupNorm's are
+        per channel) and flattened, between two ``reshape``s."""
+        if isinstance(mod, nn.GroupNorm):
+            shape, lead = x.shape, ()
+            if mod.num_groups != 1 or len(shape) < 2:
+                raise UnsupportedOpError([(path, f"GroupNorm with {mod.num_groups} groups (only 1: a LayerNorm over "
+                                                 "(C, H, W))")])
+        else:
+            shape, lead = tuple(mod.normalized_shape), x.shape[:len(x.shape) - len(mod.normalized_shape)]
+            if tuple(x.shape[len(lead):]) != shape:
+                raise UnsupportedOpError([(path, f"LayerNorm over {shape} of a tensor of per-sample shape {x.shape}")])
+
+        def flat(param):
+            if param is None:
+                return None
+            param = param.detach().reshape((-1,) + (1,) * (len(shape) - 1)) if isinstance(mod, nn.GroupNorm) \
+                else param.detach()
+            return torch.broadcast_to(param, shape).reshape(-1)
+        size = math.prod(shape)
+        flat_mod = types.SimpleNamespace(normalized_shape=(size,), weight=flat(mod.weight), bias=flat(mod.bias))
+        flat_x = self.tensor_as(x, (*lead, size), "")
+        flat_out = self.value_tensor(node.name, (*lead, size), tensor_name=f"{node.name}_flat")
+        flat_out.source = ""
+        self.layernorm(node, flat_mod, flat_x, flat_out, path)
+        out = self.like(node.name, flat_out, x.shape, layout="", source=node.name)
+        self.emit(f"{node.name}_unflat", "reshape", [flat_out.name], out.name, {"shape": list(x.shape)})
         self.ir_of[node.name] = out.name
         return out
 

@@ -1,7 +1,7 @@
 """A model holding many unsupported constructs gets one UnsupportedOpError listing every one of them, in graph
 order, each with its module path and source line: the calls no rule knows (found at capture) and what the rules
-refuse once shapes are known (a LayerNorm over (C, H, W), a bilinear resize), which used to surface one at a time
-during lowering."""
+refuse once shapes are known (a GroupNorm with several groups, a bilinear resize), which used to surface one at a
+time during lowering."""
 
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ class Everything(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.norm = nn.LayerNorm([4, 8, 8])
+        self.norm = nn.GroupNorm(2, 4)
         self.pool = nn.AdaptiveMaxPool2d((3, 3))
         self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2, padding=2)
         self.mp = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
@@ -38,7 +38,7 @@ def test_every_unsupported_construct_is_listed_in_one_error():
     listed = [(path, desc.rpartition(" at ")[0]) for path, desc in info.value.ops]
     assert listed == [
         ("pool", "torch.nn.modules.pooling.AdaptiveMaxPool2d"),
-        ("norm", "LayerNorm over (4, 8, 8) (only the last axis)"),
+        ("norm", "GroupNorm with 2 groups (only 1: a LayerNorm over (C, H, W))"),
         ("up", "resize with mode='bilinear' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest, by integer "
                "factors, of an image)"),
         ("tconv", "ConvTranspose2d with padding above dilation * (kernel_size - 1) (the output would be cropped)"),
@@ -56,7 +56,7 @@ def test_every_unsupported_construct_is_listed_in_one_error():
 
 
 def test_a_lowering_refusal_alone_is_still_one_error_with_its_source_line():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.LayerNorm([4, 7, 7]), nn.Flatten(), nn.Linear(196, 2)).eval()
-    with pytest.raises(UnsupportedOpError, match=r"^1 unsupported op\(s\) in the model:\n  - 1: LayerNorm over "
-                                                 r"\(4, 7, 7\) \(only the last axis\)"):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.GroupNorm(2, 4), nn.Flatten(), nn.Linear(196, 2)).eval()
+    with pytest.raises(UnsupportedOpError, match=r"^1 unsupported op\(s\) in the model:\n  - 1: GroupNorm with 2 "
+                                                 r"groups \(only 1: a LayerNorm over \(C, H, W\)\)"):
         quantize(net, np.zeros((2, 3, 9, 9), np.float32))
