@@ -512,22 +512,33 @@ class _Lowering(TransformerRules):
         self.ir_of[node.name] = out.name
 
     def resize(self, node: fx.Node):
-        """``nn.Upsample`` / ``F.interpolate`` with mode ``nearest`` or ``nearest-exact`` to an integer multiple of
-        the input size: ``resize_nearest`` (data movement on the input's scale)."""
+        """``nn.Upsample`` / ``F.interpolate`` of an image: mode ``nearest`` or ``nearest-exact`` to an integer
+        multiple of the input size: ``resize_nearest`` (data movement on the input's scale); mode ``bilinear`` (no
+        antialias) to any size: ``resize_bilinear`` (TFLite's integer definition; ``align_corners=False`` is its
+        ``half_pixel_centers``)."""
         if node.op == "call_module":
-            mode = self.gm.get_submodule(node.target).mode
+            mod = self.gm.get_submodule(node.target)
+            mode, align_corners, antialias = mod.mode, mod.align_corners, False
         else:
-            mode = dict(zip(("input", "size", "scale_factor", "mode"), node.args), **node.kwargs).get("mode",
-                                                                                                         "nearest")
+            args = dict(zip(("input", "size", "scale_factor", "mode", "align_corners"), node.args), **node.kwargs)
+            mode, align_corners, antialias = (args.get("mode", "nearest"), args.get("align_corners"),
+                                              args.get("antialias", False))
         x = self.tensor(node.args[0].name)
         x = self.in_layout(x, "HWC") if len(x.shape) == 3 else x
         c, oh, ow = self.shapes[node.name] if len(self.shapes[node.name]) == 3 else (0, 0, 0)
         h, w = x.shape[:2] if x.layout == "HWC" else (0, 0)
+        if mode == "bilinear" and h and not antialias:
+            out = self.like(node.name, x, (oh, ow, c), source=node.name)
+            self.emit(self.ir_name(node), "resize_bilinear", [x.name], out.name,
+                      {"size": [oh, ow], "half_pixel_centers": int(not align_corners),
+                       "align_corners": int(bool(align_corners))})
+            self.ir_of[node.name] = out.name
+            return
         if mode not in ("nearest", "nearest-exact") or not h or oh % h or ow % w:
             raise UnsupportedOpError([(self.ir_name(node), f"resize with mode={mode!r} of per-sample shape "
                                                            f"{self.shapes[node.args[0].name]} to "
-                                                           f"{self.shapes[node.name]} (only nearest, by integer "
-                                                           "factors, of an image)")])
+                                                           f"{self.shapes[node.name]} (only nearest by integer "
+                                                           "factors, or bilinear without antialias, of an image)")])
         out = self.like(node.name, x, (oh, ow, c), source=node.name)
         self.emit(self.ir_name(node), "resize_nearest", [x.name], out.name, {"scale": [oh // h, ow // w]})
         self.ir_of[node.name] = out.name

@@ -54,8 +54,9 @@ def test_nearest_upsampling_is_bit_exact_in_host_c_and_on_cortex_m4(tmp_path):
 
 
 @pytest.mark.parametrize("layer, message", [
-    (nn.Upsample(scale_factor=2, mode="bilinear"), "resize with mode='bilinear' of per-sample shape (3, 4, 4) to "
-                                                   "(3, 8, 8) (only nearest, by integer factors, of an image)"),
+    (nn.Upsample(scale_factor=2, mode="bicubic"), "resize with mode='bicubic' of per-sample shape (3, 4, 4) to "
+                                                  "(3, 8, 8) (only nearest by integer factors, or bilinear without "
+                                                  "antialias, of an image)"),
     (nn.Upsample(size=(6, 6)), "resize with mode='nearest' of per-sample shape (3, 4, 4) to (3, 6, 6)"),
 ])
 def test_other_resizes_are_refused_by_name(layer, message):

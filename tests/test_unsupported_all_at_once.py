@@ -1,6 +1,6 @@
 """A model holding many unsupported constructs gets one UnsupportedOpError listing every one of them, in graph
 order, each with its module path and source line: the calls no rule knows (found at capture) and what the rules
-refuse once shapes are known (a GroupNorm with several groups, a bilinear resize), which used to surface one at a
+refuse once shapes are known (a GroupNorm with several groups, a bicubic resize), which used to surface one at a
 time during lowering."""
 
 import numpy as np
@@ -20,7 +20,7 @@ class Everything(nn.Module):
         self.conv = nn.Conv2d(3, 4, 3, padding=1)
         self.norm = nn.GroupNorm(2, 4)
         self.pool = nn.AdaptiveMaxPool2d((3, 3))
-        self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bilinear"), nn.ConvTranspose2d(4, 4, 2, padding=2)
+        self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bicubic"), nn.ConvTranspose2d(4, 4, 2, padding=2)
         self.mp = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
         self.prelu, self.mha = nn.PReLU(4), nn.MultiheadAttention(4, 2, batch_first=True)
         self.fc = nn.Linear(36, 2)
@@ -39,8 +39,8 @@ def test_every_unsupported_construct_is_listed_in_one_error():
     assert listed == [
         ("pool", "torch.nn.modules.pooling.AdaptiveMaxPool2d"),
         ("norm", "GroupNorm with 2 groups (only 1: a LayerNorm over (C, H, W))"),
-        ("up", "resize with mode='bilinear' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest, by integer "
-               "factors, of an image)"),
+        ("up", "resize with mode='bicubic' of per-sample shape (4, 8, 8) to (4, 16, 16) (only nearest by integer "
+               "factors, or bilinear without antialias, of an image)"),
         ("tconv", "ConvTranspose2d with padding above dilation * (kernel_size - 1) (the output would be cropped)"),
         ("mp", "AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the padding but "
                "not the ceil_mode overhang)"),
