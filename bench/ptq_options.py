@@ -1,7 +1,7 @@
 """What each post-training quantization option does to a real pretrained CNN: EfficientNet-Lite0 (its packages'
 ImageNet weights, as shipped) on the ``intonly run --model efficientnet-lite0`` data (scikit-image photo crops).
 
-    python -m bench.ptq_options [--out bench/results/ptq_options.json] [--n-eval 256] [--only NAME,...]
+    python -m bench.ptq_options [--out bench/results/ptq_options.json] [--n-eval 256] [--only NAME ...]
 
 Per config: FP32/INT top-1 agreement, top-5 overlap and logit SQNR on ``--n-eval`` crops (hwsim, bit-accurate),
 the five layers with the lowest output SQNR (``intonly.api.compare`` on the first 32 crops), the bytes of the
@@ -77,9 +77,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=str(HERE / "results" / "ptq_options.json"))
     p.add_argument("--n-eval", type=int, default=256)
     p.add_argument("--n-calib", type=int, default=128)
-    p.add_argument("--only", help="comma list of config names (default: all)")
+    p.add_argument("--only", action="append", help="a config name (repeat for several; default: all)")
     args = p.parse_args(argv)
-    names = [n.strip() for n in args.only.split(",")] if args.only else list(CONFIGS)
+    names = args.only or list(CONFIGS)
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown config(s) {unknown}; known: {list(CONFIGS)}")

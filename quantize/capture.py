@@ -69,7 +69,7 @@ LOWERS_TO = {
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
-    "lookup": ("lookup",), "resize": ("resize_nearest", "resize_bilinear"),
+    "lookup": ("lookup", "interp_lookup"), "resize": ("resize_nearest", "resize_bilinear"),
     "flatten": ("reshape",), "permute": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"),
     "stack": ("concat", "requantize", "reshape"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm", "reshape"), "gelu": ("shiftgelu", "igelu"),

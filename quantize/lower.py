@@ -35,6 +35,7 @@ from .bias_correction import InputMeans, corrected_bias
 from .bounds import node_bounds, row_abs_sums, span, weighted_bound
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .ops import infer_shape
+from .ops.interp_lookup import SEGMENT_SHIFT, TABLE_MARGIN, interpolate
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
 from .recurrent import unroll_recurrent
@@ -454,14 +455,18 @@ class _Lowering(TransformerRules):
     def lookup(self, node: fx.Node):
         """An elementwise float function of one tensor (Sigmoid, Tanh, Hardswish, SiLU, ELU, LeakyReLU, ...) as a
         ``lookup`` table: the node's own module or function evaluated in float64 at every input code, rounded half
-        to even onto the calibrated output's grid and clamped to its range (quantize/ops/lookup.py)."""
+        to even onto the calibrated output's grid and clamped to its range (quantize/ops/lookup.py). An input above
+        8 bits gets the smallest ``interp_lookup`` table (every ``2^s``-th code, interpolated) whose output is within
+        1 LSB of that exact table on every input code, checked here on all of them (quantize/ops/interp_lookup.py)."""
         extra = [*node.args[1:], *node.kwargs.values()]
         if any(isinstance(a, fx.Node) for a in extra):
             raise UnsupportedOpError([(self.ir_name(node), "elementwise function of several tensors")])
         x = self.tensor(node.args[0].name)
         out = self.value_tensor(node.name, x.shape, x.layout)
         qmin, qmax = x.qrange()
-        codes = np.arange(qmin, qmax + 1, dtype=np.float64)
+        # an interpolated table's boundaries may start below qmin and end past qmax
+        margin = (1 << SEGMENT_SHIFT.hi) if x.bits > 8 else 0
+        codes = np.arange(qmin - margin, qmax + 1 + margin, dtype=np.float64)
         values = torch.from_numpy((codes - x.zero_point) * f64(x.scale))
         with torch.no_grad():
             if node.op == "call_module":
@@ -471,10 +476,22 @@ class _Lowering(TransformerRules):
             else:
                 result = node.target(values, *node.args[1:], **node.kwargs)
         lo, hi = out.qrange()
-        table = np.clip(np.rint(result.numpy() / f64(out.scale)) + out.zero_point, lo, hi).astype(out.dtype)
+        unclamped = np.clip(np.rint(result.numpy() / f64(out.scale)) + out.zero_point, lo - TABLE_MARGIN,
+                            hi + TABLE_MARGIN).astype(np.int64)
         name = self.ir_name(node)
-        self.emit(name, "lookup", [x.name], out.name, {"input_min": qmin},
-                  {"table": self.add_constant(f"{name}.table", table)})
+        exact = np.clip(unclamped[margin:margin + qmax - qmin + 1], lo, hi)
+        inputs = np.arange(qmin, qmax + 1)
+        for shift, origin in interp_layouts(qmin, x.zero_point) if x.bits > 8 else ():
+            start = origin - (qmin - margin)
+            coarse = unclamped[start::1 << shift][:((qmax - origin) >> shift) + 2].astype(np.int32)
+            if np.abs(np.clip(interpolate(inputs, coarse, origin, shift), lo, hi) - exact).max() <= 1:
+                self.emit(name, "interp_lookup", [x.name], out.name,
+                          {"input_min": origin, "segment_shift": shift, "act_min": lo, "act_max": hi},
+                          {"table": self.add_constant(f"{name}.table", coarse)})
+                break
+        else:
+            self.emit(name, "lookup", [x.name], out.name, {"input_min": qmin},
+                      {"table": self.add_constant(f"{name}.table", exact.astype(out.dtype))})
         self.ir_of[node.name] = out.name
 
     def tensor_product(self, node: fx.Node, a: fx.Node, b: fx.Node):
@@ -756,6 +773,17 @@ class _Lowering(TransformerRules):
             self.ir_of[node.name] = self.ir_of[node.args[0].name]
         elif kind in RULES:
             getattr(self, RULES[kind])(node)
+
+
+def interp_layouts(qmin: int, zero_point: int):
+    """``(segment_shift, first code)`` of the interpolated tables to try, smallest table first: each segment size
+    from the table's start at the lowest code, then with a segment boundary on the zero point (real 0), where
+    ReLU-like functions (LeakyReLU, PReLU, ELU, Hardswish's flat part) bend."""
+    for shift in range(SEGMENT_SHIFT.hi, 0, -1):
+        yield shift, qmin
+        aligned = zero_point - (((zero_point - qmin) + (1 << shift) - 1) >> shift << shift)
+        if aligned != qmin:
+            yield shift, aligned
 
 
 def storage_order(layout: str, rank: int) -> tuple[int, ...]:

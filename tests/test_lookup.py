@@ -78,3 +78,38 @@ def test_a_table_too_short_for_its_input_is_refused(head_model):
 def test_per_channel_prelu_is_refused_by_name():
     with pytest.raises(UnsupportedOpError, match=r"1: PReLU with 3 parameters \(only one shared slope\)"):
         quantize(nn.Sequential(nn.Conv2d(3, 3, 1), nn.PReLU(3)), np.ones((2, 3, 4, 4), np.float32))
+
+
+@pytest.fixture(scope="module")
+def wide_head_model():
+    """The same activations on 16-bit activations: interpolated tables."""
+    from intonly import QuantConfig
+
+    torch.manual_seed(1)
+    net = SmoothHead().eval()
+    x = np.random.default_rng(1).normal(size=(32, 3, 5, 5)).astype(np.float32)
+    return net, quantize(net, x, QuantConfig(act_bits=16)), x
+
+
+def test_wide_inputs_read_a_small_interpolated_table_within_one_lsb_everywhere(wide_head_model):
+    from intonly.quantize.ops.interp_lookup import interpolate
+
+    net, model, x = wide_head_model
+    nodes = [n for n in model.nodes if n.op == "interp_lookup"]
+    assert len(nodes) == 11 and not any(n.op == "lookup" for n in model.nodes)
+    assert max(model.param(n, "table").size for n in nodes) <= 513   # instead of 65,536 entries each
+    node = next(n for n in nodes if n.name == "hswish")
+    xi, yi = model.tensors[node.inputs[0]], model.tensors[node.outputs[0]]
+    codes = np.arange(xi.qrange()[0], xi.qrange()[1] + 1)
+    real = torch.from_numpy((codes - xi.zero_point) * np.float64(np.float32(xi.scale)))
+    exact = np.clip(np.rint(F.hardswish(real).numpy() / np.float64(np.float32(yi.scale))) + yi.zero_point,
+                    *yi.qrange())
+    got = np.clip(interpolate(codes, model.param(node, "table"), node.attrs["input_min"],
+                              node.attrs["segment_shift"]), *yi.qrange())
+    assert np.abs(got - exact).max() <= 1   # on every one of the 65,536 input codes
+    assert float_sqnr_db(net, x, model) > 40
+
+
+def test_interpolated_tables_are_bit_exact_in_host_c_and_on_cortex_m4(wide_head_model, tmp_path):
+    _, model, x = wide_head_model
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)
