@@ -20,8 +20,9 @@ from torch.fx.experimental.optimization import fuse
 
 from .errors import CaptureError, UnsupportedOpError
 from .recurrent import RECURRENT, refusal
-from .rewrite import (Conv1dAs2d, PaddedConv2d, ZeroInsertion, conv1ds, pair, transposed_conv_refusal,
-                      transposed_convs, functional_convs, merge_zero_pads, standalone_batchnorms)
+from .rewrite import (Conv1dAs2d, PaddedConv2d, ZeroInsertion, conv1ds, functional_convs, merge_zero_pads,
+                      multihead_attention_refusal, multihead_attentions, pair, standalone_batchnorms,
+                      transposed_conv_refusal, transposed_convs)
 
 MODULE_KINDS = {
     nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", ZeroInsertion: "zero_insert", nn.Linear: "linear", nn.ReLU: "relu",
@@ -122,6 +123,8 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
         if type(mod) is nn.ConvTranspose2d:
             why = transposed_conv_refusal(mod) or "an output_size argument"
             return None, f"ConvTranspose2d with {why}"
+        if type(mod) is nn.MultiheadAttention:
+            return None, f"MultiheadAttention with {multihead_attention_refusal(mod, node)}"
         if isinstance(mod, RECURRENT):
             return None, f"{type(mod).__name__} with {refusal(gm, node) or 'no example input to unroll it over'}"
         if type(mod) is nn.BatchNorm2d or type(mod) is nn.BatchNorm1d:
@@ -157,6 +160,7 @@ def capture(model: nn.Module) -> fx.GraphModule:
                            f"{type(exc).__name__}: {exc}") from None
     functional_convs(gm)
     transposed_convs(gm)
+    multihead_attentions(gm)
     gm = fuse(gm, no_trace=True)
     conv1ds(gm)
     standalone_batchnorms(gm)

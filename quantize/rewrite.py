@@ -12,6 +12,8 @@ turned into the module forms the lowering knows, with the float function unchang
   (:class:`ZeroInsertion`, the ``zero_insert`` op, filled with the input zero point) and the equivalent stride-1
   ``nn.Conv2d`` (flipped kernel, swapped channels, padding ``dilation * (k - 1) - padding``; ``output_padding``
   as more inserted zeros at the bottom/right): exact, at the price of the multiplications by the inserted zeros.
+* :func:`multihead_attentions`: ``nn.MultiheadAttention`` used for self-attention becomes the attention module the
+  transformer lowering knows (intonly.models.attention), so it lowers like a ViT's.
 * :func:`conv1ds`: an ``nn.Conv1d`` becomes the equivalent ``nn.Conv2d`` with a (1, k) kernel
   (:class:`Conv1dAs2d`), which the lowering runs on the (C, L) input stored as a (1, L, C) image.
 * :func:`standalone_batchnorms`: a ``BatchNorm2d`` that does not follow a convolution (so did not fold into one),
@@ -20,6 +22,8 @@ turned into the module forms the lowering knows, with the float function unchang
 """
 
 from __future__ import annotations
+
+import operator
 
 import torch
 import torch.fx as fx
@@ -30,7 +34,10 @@ CONV2D_FUNCTIONS = (F.conv2d, torch.conv2d)
 # What the rewrites let a model call, by the IR op it ends in (the PyTorch column of `intonly ops`).
 FRONTENDS = {"conv2d": ("torch.conv2d", "torch.nn.functional.conv2d", "torch.nn.ZeroPad2d (merged into the conv)",
                         "torch.nn.ConstantPad2d (value 0, merged)", "torch.nn.functional.pad (constant 0, merged)",
-                        "torch.nn.BatchNorm2d (not after a conv: a depthwise 1x1 conv)")}
+                        "torch.nn.BatchNorm2d (not after a conv: a depthwise 1x1 conv)"),
+             **{op: ("torch.nn.MultiheadAttention (self-attention)",) for op in ("dense", "matmul", "shiftmax",
+                                                                                 "iexp_softmax", "log2_softmax",
+                                                                                 "shift_matmul")}}
 CONV2D_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
 CONV2D_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 
@@ -125,6 +132,43 @@ def transposed_convs(gm: fx.GraphModule) -> None:
                 inserted = gm.graph.call_module(f"{path}_zero_insertion", node.args)
             inserted.meta = dict(node.meta)
             node.args = (inserted,)
+    gm.recompile()
+
+
+def multihead_attention_refusal(mha: nn.MultiheadAttention, node: fx.Node) -> str | None:
+    """Why a call of ``nn.MultiheadAttention`` cannot become the integer self-attention, or None."""
+    args = dict(zip(("query", "key", "value", "key_padding_mask", "need_weights", "attn_mask"), node.args),
+                **node.kwargs)
+    if not mha.batch_first:
+        return "batch_first=False (the batch must be the first axis: pass batch_first=True)"
+    if not (args.get("query") is args.get("key") is args.get("value")):
+        return "different query, key and value (only self-attention, mha(x, x, x))"
+    if any(args.get(k) is not None for k in ("key_padding_mask", "attn_mask")) or args.get("is_causal"):
+        return "a mask (only unmasked self-attention)"
+    if mha.bias_k is not None or mha.add_zero_attn or not mha._qkv_same_embed_dim:
+        return "add_bias_kv, add_zero_attn or kdim/vdim"
+    if any(u.op != "call_function" or u.target is not operator.getitem or u.args[1] != 0 for u in node.users):
+        return "its attention weights used (only the output, mha(x, x, x)[0])"
+    return None
+
+
+def multihead_attentions(gm: fx.GraphModule) -> None:
+    """Every self-attention call of an ``nn.MultiheadAttention`` (:func:`multihead_attention_refusal` says which)
+    becomes a call of :class:`intonly.models.attention.TorchMultiheadAttention` with the same parameters, under
+    the same path, whose result is the attention output (the original's ``[0]``)."""
+    from intonly.models.attention import TorchMultiheadAttention
+
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or type(gm.get_submodule(node.target)) is not nn.MultiheadAttention:
+            continue
+        mha = gm.get_submodule(node.target)
+        if multihead_attention_refusal(mha, node) is not None:
+            continue
+        gm.add_submodule(node.target, TorchMultiheadAttention(mha).eval())
+        node.args, node.kwargs = (node.args[0] if node.args else node.kwargs["query"],), {}
+        for user in list(node.users):
+            user.replace_all_uses_with(node)
+            gm.graph.erase_node(user)
     gm.recompile()
 
 

@@ -64,3 +64,19 @@ class MultiHeadAttentionBase(nn.Module):
         context = self.intermediates(x, mask)["context"]
         proj = self.output_projection()
         return proj(context) if proj is not None else context
+
+
+class TorchMultiheadAttention(MultiHeadAttentionBase):
+    """``nn.MultiheadAttention`` used for self-attention (``mha(x, x, x)``, ``batch_first=True``, no masks or
+    extra key/value biases), with its parameters, in this protocol: the capture rewrite
+    (quantize/rewrite.py ``multihead_attentions``) puts one in its place so that it lowers like the ViT/BERT
+    attention. Its ``forward(x)`` returns what the original's first output is: the attention output (B, L, D)."""
+
+    def __init__(self, mha: nn.MultiheadAttention):
+        super().__init__(mha.embed_dim, mha.num_heads)
+        self.in_proj_weight, self.in_proj_bias = mha.in_proj_weight, mha.in_proj_bias
+        self.proj = mha.out_proj
+
+    def qkv_params(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        d, w, b = self.num_heads * self.head_dim, self.in_proj_weight, self.in_proj_bias
+        return [(w[i * d:(i + 1) * d], None if b is None else b[i * d:(i + 1) * d]) for i in range(3)]
