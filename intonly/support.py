@@ -16,7 +16,8 @@ from intonly.codegen.c import ops as c_ops
 from intonly.codegen.c.families import specialising_families
 from intonly.hwsim import ops as hwsim_ops
 from intonly.quantize import ops as ops_package
-from intonly.quantize.capture import FUNCTION_KINDS, LEAF_KINDS, LOWERS_TO, METHOD_KINDS, MODULE_KINDS, public_name
+from intonly.quantize.capture import (FUNCTION_KINDS, KIND_VARIANTS, LEAF_KINDS, LOWERS_TO, METHOD_KINDS, MODULE_KINDS,
+                                     public_name)
 from intonly.quantize.ops import EXECUTORS, INT32_RANGE, MAX_RANK, OPS, Attr
 from intonly.quantize.recurrent import FRONTENDS as RECURRENT_FRONTENDS
 from intonly.quantize.rewrite import FRONTENDS as REWRITE_FRONTENDS
@@ -49,7 +50,7 @@ def pytorch_frontends() -> dict[str, list[str]]:
         callers.setdefault(kind, []).append(public_name(fn))
     for method, kind in METHOD_KINDS.items():
         callers.setdefault(kind, []).append(f"Tensor.{method}")
-    for kind, classes in _leaf_classes().items():
+    for kind, classes in [*_leaf_classes().items(), *KIND_VARIANTS.items()]:
         callers.setdefault(kind, []).extend(classes)
     frontends: dict[str, list[str]] = {}
     for kind, ops in LOWERS_TO.items():

@@ -58,6 +58,8 @@ METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "f
 # (quantize/lower.py); its float ``intermediates(*inputs)`` values are observed during calibration.
 LEAF_KINDS = ("attention", "patch_embed", "bert_embeddings", "masked_mean")
 ACTIVATIONS = ("relu", "relu6", "hardtanh")
+# Module classes whose kind depends on their settings (op_kind), besides their MODULE_KINDS entry.
+KIND_VARIANTS = {"prelu": ("torch.nn.PReLU",), "lookup": ("torch.nn.GELU",)}
 # The IR ops the lowering of each kind may emit (quantize/lower.py, quantize/lower_transformer.py): the PyTorch
 # frontend's column of the op support matrix (``intonly ops``). The lowering refuses to emit an op its kind does
 # not list here, so the table cannot fall behind the rules. ``placeholder``/``output``: the graph's inputs and
@@ -70,7 +72,8 @@ LOWERS_TO = {
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
-    "lookup": ("lookup", "interp_lookup"), "resize": ("resize_nearest", "resize_bilinear"),
+    "lookup": ("lookup", "interp_lookup"), "prelu": ("clamp", "negate", "constant", "mul", "add"),
+    "resize": ("resize_nearest", "resize_bilinear"),
     "flatten": ("reshape",), "permute": ("transpose", "reshape"), "cat": ("concat", "requantize", "constant"),
     "stack": ("concat", "requantize", "reshape"), "getitem": ("slice", "reshape"),
     "layernorm": ("layernorm", "reshape"), "gelu": ("shiftgelu", "igelu"),
@@ -119,7 +122,7 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
         if kind == "avgpool" and mod.divisor_override is not None:
             return None, "AvgPool2d with divisor_override"
         if kind == "lookup" and isinstance(mod, nn.PReLU) and mod.num_parameters != 1:
-            return None, f"PReLU with {mod.num_parameters} parameters (only one shared slope)"
+            return "prelu", f"{type(mod).__module__}.{type(mod).__name__}({mod.num_parameters})"
         if type(mod) is nn.ConvTranspose2d:
             why = transposed_conv_refusal(mod) or "an output_size argument"
             return None, f"ConvTranspose2d with {why}"

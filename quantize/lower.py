@@ -494,6 +494,35 @@ class _Lowering(TransformerRules):
                       {"table": self.add_constant(f"{name}.table", exact.astype(out.dtype))})
         self.ir_of[node.name] = out.name
 
+    def prelu(self, node: fx.Node):
+        """``nn.PReLU`` with one slope per channel: ``relu(x) - a_c * relu(-x)``: two clamps at the zero point (one
+        after an exact ``negate``), a ``mul`` by the slopes (an int8 constant broadcast over the channel axis,
+        stored last), and the ``add`` of the first clamp and the negated product. The intermediate ranges follow
+        from x's (no calibration needed): the product lies in ``[min(0, m a_min), max(0, m a_max)]`` with ``m`` the
+        largest value of ``relu(-x)``."""
+        x = self.tensor(node.args[0].name)
+        x = self.in_layout(x, {3: "HWC", 2: "LC"}.get(len(x.shape), ""))
+        slopes = self.gm.get_submodule(node.target).weight.detach().double().numpy()
+        name, bits, (qmin, qmax) = self.ir_name(node), self.bits_of(node.name), x.qrange()
+        positive = self.derived(f"{name}.positive", x, x.shape, "clamp", {"act_min": x.zero_point, "act_max": qmax},
+                                x.layout)
+        flipped = self.negated(f"{name}.negated", x)
+        negative = self.derived(f"{name}.negative", flipped, x.shape, "clamp",
+                                {"act_min": flipped.zero_point, "act_max": qmax}, x.layout)
+        slope = self.constant_tensor(f"{name}.slopes", slopes.reshape((1,) * (len(x.shape) - 1) + (-1,)), 8)
+        largest = (qmax - flipped.zero_point) * f64(flipped.scale)
+        scale, zp = choose_qparams(min(0.0, largest * slopes.min()), max(0.0, largest * slopes.max()), bits,
+                                   self.cfg.act_symmetric)
+        product = self.new_tensor(f"{name}.product", x.shape, scale, zp, "", x.layout, bits)
+        lo, hi = product.qrange()
+        mult, shift = quantize_multiplier(f64(negative.scale) * f64(slope.scale) / f64(scale), name)
+        self.emit(product.name, "mul", [negative.name, slope.name], product.name,
+                  {"input_zps": [negative.zero_point, slope.zero_point], "multiplier": mult, "shift": shift,
+                   "output_zp": zp, "act_min": lo, "act_max": hi})
+        out = self.value_tensor(node.name, x.shape, x.layout)
+        self.add_tensors(name, positive, self.negated(f"{name}.product_negated", product), out)
+        self.ir_of[node.name] = out.name
+
     def tensor_product(self, node: fx.Node, a: fx.Node, b: fx.Node):
         ta, tb = self.in_common_layout([self.operand(t, f"{node.name}.operand{i}", self.bits_of(node.name))
                                         for i, t in enumerate((a, b))])
@@ -802,7 +831,7 @@ RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "lay
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
          "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
          "resize": "resize", "stack": "stack", "permute": "permute", "conv1d": "conv1d",
-         "zero_insert": "zero_insert", "softmax": "channel_softmax"}
+         "zero_insert": "zero_insert", "softmax": "channel_softmax", "prelu": "prelu"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4, float_sqnr_db
 
 from intonly import quantize
-from intonly.quantize.errors import ModelFileError, UnsupportedOpError
+from intonly.quantize.errors import ModelFileError
 
 
 class SmoothHead(nn.Module):
@@ -75,9 +75,6 @@ def test_a_table_too_short_for_its_input_is_refused(head_model):
         model.validate()
 
 
-def test_per_channel_prelu_is_refused_by_name():
-    with pytest.raises(UnsupportedOpError, match=r"1: PReLU with 3 parameters \(only one shared slope\)"):
-        quantize(nn.Sequential(nn.Conv2d(3, 3, 1), nn.PReLU(3)), np.ones((2, 3, 4, 4), np.float32))
 
 
 @pytest.fixture(scope="module")
@@ -112,4 +109,30 @@ def test_wide_inputs_read_a_small_interpolated_table_within_one_lsb_everywhere(w
 
 def test_interpolated_tables_are_bit_exact_in_host_c_and_on_cortex_m4(wide_head_model, tmp_path):
     _, model, x = wide_head_model
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)
+
+
+class FaceBlock(nn.Module):
+    """MobileFaceNet-style conv + per-channel PReLU blocks, and a PReLU over a Linear's features."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 6, 3, padding=1), nn.PReLU(6)
+        self.dw, self.act2 = nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.PReLU(6)
+        self.fc, self.act3, self.out = nn.Linear(6 * 5 * 5, 8), nn.PReLU(8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.out(self.act3(self.fc(self.act2(self.dw(self.act(self.conv(x)))).flatten(1))))
+
+
+def test_per_channel_prelu_is_close_to_fp32_and_bit_exact_in_host_c_and_on_cortex_m4(tmp_path):
+    torch.manual_seed(0)
+    net = FaceBlock().eval()
+    with torch.no_grad():
+        for act in (net.act, net.act2, net.act3):
+            act.weight.uniform_(-0.3, 0.6)   # negative slopes too
+    x = np.random.default_rng(0).normal(size=(32, 3, 5, 5)).astype(np.float32)
+    model = quantize(net, x)
+    assert [n.op for n in model.nodes].count("mul") == 3
+    assert float_sqnr_db(net, x, model) > 30
     assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:4], tmp_path)

@@ -80,7 +80,7 @@ def test_lowering_refuses_an_op_its_kind_does_not_list(monkeypatch):
 
 def test_frontend_table_names_only_registered_ops_and_known_kinds():
     kinds = {*capture.MODULE_KINDS.values(), *capture.FUNCTION_KINDS.values(), *capture.METHOD_KINDS.values(),
-             *capture.LEAF_KINDS, "placeholder", "output"}
+             *capture.LEAF_KINDS, *capture.KIND_VARIANTS, "placeholder", "output"}
     assert set(capture.LOWERS_TO) <= kinds
     assert {op for ops in capture.LOWERS_TO.values() for op in ops} <= set(OPS)
 
