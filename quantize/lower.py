@@ -503,7 +503,7 @@ class _Lowering(TransformerRules):
         x = self.tensor(node.args[0].name)
         x = self.in_layout(x, {3: "HWC", 2: "LC"}.get(len(x.shape), ""))
         slopes = self.gm.get_submodule(node.target).weight.detach().double().numpy()
-        name, bits, (qmin, qmax) = self.ir_name(node), self.bits_of(node.name), x.qrange()
+        name, bits, qmax = self.ir_name(node), self.bits_of(node.name), x.qrange()[1]
         positive = self.derived(f"{name}.positive", x, x.shape, "clamp", {"act_min": x.zero_point, "act_max": qmax},
                                 x.layout)
         flipped = self.negated(f"{name}.negated", x)
