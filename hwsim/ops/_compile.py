@@ -2,6 +2,7 @@
 
 import types
 
+import numpy as np
 from numba import njit
 
 
@@ -14,3 +15,11 @@ def reference_and_parallel(func):
                               func.__closure__)
     twin.__qualname__ = func.__qualname__ + "_parallel"
     return njit(cache=True)(func), njit(parallel=True, cache=True)(twin)
+
+
+def run_kernel(model, node, x: np.ndarray, fast: bool, kernels, *args):
+    """Allocate the node's batched output, run ``kernels`` (reference, parallel: :func:`reference_and_parallel`)
+    as ``kernel(x, *args, out)``, and return ``(out, what the kernel returned)``."""
+    info = model.tensors[node.outputs[0]]
+    out = np.empty((x.shape[0],) + tuple(info.shape), dtype=info.dtype)
+    return out, (kernels[1] if fast else kernels[0])(x, *args, out)

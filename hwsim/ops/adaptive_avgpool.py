@@ -7,7 +7,7 @@ from numba import prange
 
 from ..numerics import div_round_away, saturate
 from ..work import adaptive_window
-from ._compile import reference_and_parallel
+from ._compile import reference_and_parallel, run_kernel
 
 
 def _adaptive_avgpool(x, lo, hi, out):
@@ -39,11 +39,9 @@ adaptive_avgpool_reference, adaptive_avgpool_parallel = reference_and_parallel(_
 
 
 def run(model, node, inputs, ctx):
-    (x,) = inputs
-    out_info = model.tensors[node.outputs[0]]
-    out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
-    kernel = adaptive_avgpool_parallel if ctx.fast else adaptive_avgpool_reference
-    ctx.trace.clamp_events = int(kernel(x, node.attrs["act_min"], node.attrs["act_max"], out))
+    out, events = run_kernel(model, node, inputs[0], ctx.fast, (adaptive_avgpool_reference, adaptive_avgpool_parallel),
+                             node.attrs["act_min"], node.attrs["act_max"])
+    ctx.trace.clamp_events = int(events)
     ctx.trace.divides = out.size
     return out
 

@@ -11,7 +11,7 @@ from numba import prange
 
 from ..numerics import div_round_away, saturate
 from ..work import window
-from ._compile import reference_and_parallel
+from ._compile import reference_and_parallel, run_kernel
 
 
 def _avgpool(x, kh, kw, sh, sw, pt, pl, include_pad, pad_value, lo, hi, out):
@@ -49,13 +49,10 @@ avgpool_reference, avgpool_parallel = reference_and_parallel(_avgpool)
 
 
 def run(model, node, inputs, ctx):
-    (x,) = inputs
     a = node.attrs
-    out_info = model.tensors[node.outputs[0]]
-    out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
-    kernel = avgpool_parallel if ctx.fast else avgpool_reference
-    events = kernel(x, *a["kernel"], *a["stride"], *a["padding"][:2], a["count_include_pad"], a["pad_value"],
-                    a["act_min"], a["act_max"], out)
+    out, events = run_kernel(model, node, inputs[0], ctx.fast, (avgpool_reference, avgpool_parallel), *a["kernel"],
+                             *a["stride"], *a["padding"][:2], a["count_include_pad"], a["pad_value"], a["act_min"],
+                             a["act_max"])
     ctx.trace.divides = out.size
     ctx.trace.clamp_events = int(events)
     return out

@@ -4,7 +4,7 @@ import numpy as np
 from numba import prange
 
 from ..work import window
-from ._compile import reference_and_parallel
+from ._compile import reference_and_parallel, run_kernel
 
 
 def _maxpool(x, kh, kw, sh, sw, pt, pl, dh, dw, out):
@@ -29,12 +29,9 @@ maxpool_reference, maxpool_parallel = reference_and_parallel(_maxpool)
 
 
 def run(model, node, inputs, ctx):
-    (x,) = inputs
     a = node.attrs
-    out_info = model.tensors[node.outputs[0]]
-    out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
-    kernel = maxpool_parallel if ctx.fast else maxpool_reference
-    kernel(x, *a["kernel"], *a["stride"], *a["padding"][:2], *a["dilation"], out)
+    out, _ = run_kernel(model, node, inputs[0], ctx.fast, (maxpool_reference, maxpool_parallel), *a["kernel"],
+                        *a["stride"], *a["padding"][:2], *a["dilation"])
     return out
 
 

@@ -7,7 +7,7 @@ from intonly.quantize.ops.resize_bilinear import scale_10
 
 from ..numerics import div_round_away
 from ..work import per_element
-from ._compile import reference_and_parallel
+from ._compile import reference_and_parallel, run_kernel
 
 
 @njit(cache=True)
@@ -50,11 +50,10 @@ resize_bilinear_reference, resize_bilinear_parallel = reference_and_parallel(_re
 def run(model, node, inputs, ctx):
     (x,) = inputs
     a = node.attrs
-    out_info = model.tensors[node.outputs[0]]
-    out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
-    steps = [scale_10(x.shape[1 + i], out_info.shape[i], a["align_corners"]) for i in range(2)]
-    kernel = resize_bilinear_parallel if ctx.fast else resize_bilinear_reference
-    kernel(x, steps[0], steps[1], a["half_pixel_centers"], out)
+    out_shape = model.tensors[node.outputs[0]].shape
+    steps = [scale_10(x.shape[1 + i], out_shape[i], a["align_corners"]) for i in range(2)]
+    out, _ = run_kernel(model, node, x, ctx.fast, (resize_bilinear_reference, resize_bilinear_parallel), *steps,
+                        a["half_pixel_centers"])
     ctx.trace.divides = out.size
     return out
 
