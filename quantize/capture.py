@@ -25,7 +25,8 @@ from .rewrite import (Conv1dAs2d, PaddedConv2d, ZeroInsertion, conv1ds, function
                       transposed_conv_refusal, transposed_convs)
 
 MODULE_KINDS = {
-    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", ZeroInsertion: "zero_insert", nn.Linear: "linear", nn.ReLU: "relu",
+    nn.Conv2d: "conv", PaddedConv2d: "conv", Conv1dAs2d: "conv1d", ZeroInsertion: "zero_insert", nn.Linear: "linear",
+    nn.ReLU: "relu",
     nn.ReLU6: "relu6",
     nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
@@ -34,6 +35,7 @@ MODULE_KINDS = {
     nn.GELU: "gelu", nn.Sigmoid: "lookup", nn.Tanh: "lookup", nn.Hardswish: "lookup", nn.Hardsigmoid: "lookup",
     nn.SiLU: "lookup", nn.ELU: "lookup", nn.LeakyReLU: "lookup", nn.Softplus: "lookup", nn.Mish: "lookup",
     nn.PReLU: "lookup", nn.Upsample: "resize", nn.UpsamplingNearest2d: "resize", nn.Softmax: "softmax",
+    nn.PixelShuffle: "pixel_shuffle", nn.PixelUnshuffle: "pixel_shuffle",
 }
 FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
@@ -46,7 +48,8 @@ FUNCTION_KINDS = {
     F.hardsigmoid: "lookup", F.silu: "lookup", F.elu: "lookup", F.leaky_relu: "lookup", F.softplus: "lookup",
     F.mish: "lookup", F.interpolate: "resize", torch.stack: "stack", torch.permute: "permute",
     torch.transpose: "permute", torch.swapaxes: "permute", torch.squeeze: "flatten", torch.unsqueeze: "flatten",
-    F.softmax: "softmax", torch.softmax: "softmax",
+    F.softmax: "softmax", torch.softmax: "softmax", F.pixel_shuffle: "pixel_shuffle",
+    F.pixel_unshuffle: "pixel_shuffle",
 }
 METHOD_KINDS = {"relu": "relu", "relu_": "relu", "add": "add", "add_": "add", "flatten": "flatten",
                 "view": "flatten", "reshape": "flatten", "contiguous": "identity", "size": "shape",
@@ -67,10 +70,12 @@ KIND_VARIANTS = {"prelu": ("torch.nn.PReLU",), "lookup": ("torch.nn.GELU",)}
 LOWERS_TO = {
     "placeholder": ("quantize",), "output": ("dequantize",),
     "conv": ("conv2d",), "conv1d": ("conv2d", "reshape"), "zero_insert": ("zero_insert",),
-    "softmax": ("requantize", "shiftmax", "iexp_softmax"), "linear": ("dense",),
+    "softmax": ("requantize", "shiftmax", "iexp_softmax"), "pixel_shuffle": ("reshape", "transpose"),
+    "linear": ("dense",),
     "add": ("add", "negate", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
-    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"), "mean": ("avgpool", "reshape"),
+    "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"),
+    "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
     "lookup": ("lookup", "interp_lookup"), "prelu": ("clamp", "negate", "constant", "mul", "add"),
     "resize": ("resize_nearest", "resize_bilinear"),

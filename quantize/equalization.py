@@ -42,8 +42,8 @@ def _weighted(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
 
 
 def equalizable_pairs(gm: fx.GraphModule) -> list[tuple[fx.Node, fx.Node]]:
-    """``(first, second)`` calls of weighted modules joined only by positively homogeneous activations, each module called
-    once, the first's output (and every activation's) read by one node."""
+    """``(first, second)`` calls of weighted modules joined only by positively homogeneous activations, each module
+    called once, the first's output (and every activation's) read by one node."""
     calls: dict[str, int] = {}
     for node in gm.graph.nodes:
         if node.op == "call_module":

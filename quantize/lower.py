@@ -25,6 +25,8 @@ import operator
 import numpy as np
 import torch
 import torch.fx as fx
+import torch.nn as nn
+import torch.nn.functional as F
 
 from .capture import ACTIVATIONS, LOWERS_TO, _where, capture, op_kind, run_recording, unsupported_nodes
 from .config import QuantConfig
@@ -547,6 +549,27 @@ class _Lowering(TransformerRules):
                                         f"{ta.bits}- and {tb.bits}-bit operands; lower act_bits")
         self.ir_of[node.name] = self.ir_of[rep.name] = out.name
 
+    def pixel_shuffle(self, node: fx.Node):
+        """``nn.PixelShuffle(r)`` / ``F.pixel_shuffle`` (``y[c, h r + i, w r + j] = x[c r^2 + i r + j, h, w]``) and
+        ``nn.PixelUnshuffle(r)`` / ``F.pixel_unshuffle`` (its inverse) on the HWC storage: data movement as two
+        rank-4 ``transpose``s between ``reshape``s, through (H, W, r, r, C) = ``[h, w, i, j, c]``."""
+        x = self.in_layout(self.tensor(node.args[0].name), "HWC")
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            shuffle, r = isinstance(mod, nn.PixelShuffle), getattr(mod, "upscale_factor", None) or mod.downscale_factor
+        else:
+            shuffle, r = node.target is F.pixel_shuffle, node.args[1] if len(node.args) > 1 else next(
+                iter(node.kwargs.values()))
+        name, (h, w, c) = self.ir_name(node), x.shape
+        steps = ([((h * w, c // (r * r), r, r), [0, 2, 3, 1]), ((h, w, r, r * (c // (r * r))), [0, 2, 1, 3])] if shuffle
+                 else [((h // r, r, w // r, r * c), [0, 2, 1, 3]), ((h // r * (w // r), r, r, c), [0, 3, 1, 2])])
+        for k, (shape, perm) in enumerate(steps):
+            x = self.derived(f"{name}_split{k}", x, shape, "reshape", {"shape": list(shape)})
+            x = self.derived(f"{name}_moved{k}", x, [shape[p] for p in perm], "transpose", {"perm": perm})
+        out = self.like(node.name, x, self.shape_of(node), layout="HWC", source=node.name)
+        self.emit(node.name, "reshape", [x.name], out.name, {"shape": list(out.shape)})
+        self.ir_of[node.name] = out.name
+
     def zero_insert(self, node: fx.Node):
         """The zeros a ConvTranspose2d inserts (quantize/rewrite.py): ``zero_insert`` filled with the input's zero
         point, the integer for real 0."""
@@ -831,7 +854,8 @@ RULES = {"constant": "parameter", "expand": "expand", "getitem": "getitem", "lay
          "attention": "attention", "patch_embed": "patch_embed", "bert_embeddings": "bert_embeddings",
          "masked_mean": "masked_mean", "mean": "mean", "sub": "sub", "mul": "mul", "lookup": "lookup",
          "resize": "resize", "stack": "stack", "permute": "permute", "conv1d": "conv1d",
-         "zero_insert": "zero_insert", "softmax": "channel_softmax", "prelu": "prelu"}
+         "zero_insert": "zero_insert", "softmax": "channel_softmax", "prelu": "prelu",
+         "pixel_shuffle": "pixel_shuffle"}
 
 
 def calibrate(gm: fx.GraphModule, calib_data, cfg: QuantConfig, batch_size: int = 64):

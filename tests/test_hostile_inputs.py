@@ -473,8 +473,8 @@ def test_8_zero_stride_is_refused_before_shape_inference(digits_file, tmp_path):
     (lambda g: tensor(g, "stem_2").update(scale=1e-50), "tensor 'stem_2': scale 1e-50 is not a finite number > 0 (as float32)"),
     (lambda g: tensor(g, "stem_2").update(zero_point=300), "tensor 'stem_2': zero_point 300 is outside the 8-bit range "
                                                           "[-128, 127]"),
-    (lambda g: tensor(g, "stem_2").update(layout="NHWC"), "tensor 'stem_2': layout 'NHWC' is not one of 'HWC', 'LC', 'CHW', "
-                                                       "''"),
+    (lambda g: tensor(g, "stem_2").update(layout="NHWC"),
+     "tensor 'stem_2': layout 'NHWC' is not one of 'HWC', 'LC', 'CHW', ''"),
     (lambda g: tensor(g, "stem_2").update(encoding="mu-law"), "tensor 'stem_2': encoding 'mu-law' is not one of "
                                                               "'linear', 'log2'"),
     (lambda g: g["tensors"].append(dict(g["tensors"][3])), "graph.json: tensors[{n}]: name '{t3}' is used by tensors[3] too"),

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from conftest import assert_c_equals_hwsim_on_host_and_cortex_m4, float_sqnr_db
 
-from intonly import compare, quantize
+from intonly import compare, quantize, simulate
 
 
 class KeywordConv1d(nn.Module):
@@ -100,4 +100,31 @@ def test_compare_reads_every_layout(layered):
 
 def test_layouts_are_bit_exact_in_host_c_and_on_cortex_m4(layered, tmp_path):
     _, model, x = layered
+    assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:3], tmp_path)
+
+
+class SuperResolution(nn.Module):
+    """ESPCN-style sub-pixel upsampling (PixelShuffle) and its inverse."""
+
+    def __init__(self):
+        super().__init__()
+        self.expand, self.shuffle = nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2)
+        self.refine, self.unshuffle = nn.Conv2d(3, 8, 3, padding=1), nn.PixelUnshuffle(2)
+
+    def forward(self, x):
+        y = self.shuffle(self.expand(x))
+        return self.unshuffle(self.refine(y)), torch.nn.functional.pixel_shuffle(self.expand(x), 2)
+
+
+def test_pixel_shuffle_and_unshuffle_move_the_codes_as_pytorch_does(tmp_path):
+    torch.manual_seed(0)
+    net = SuperResolution().eval()
+    x = np.random.default_rng(0).normal(size=(8, 3, 6, 4)).astype(np.float32)
+    model = quantize(net, x)
+    sim = simulate(model, x, keep_values=True)
+    for name, shuffle in (("shuffle", nn.PixelShuffle(2)), ("unshuffle", nn.PixelUnshuffle(2))):
+        before = next(n for n in model.nodes if n.name == f"{name}_split0").inputs[0]
+        codes = torch.from_numpy(sim.values[before].transpose(0, 3, 1, 2).astype(np.float32))
+        np.testing.assert_array_equal(sim.values[name], shuffle(codes).numpy().transpose(0, 2, 3, 1))
+    assert float_sqnr_db(net, x, model) > 30
     assert_c_equals_hwsim_on_host_and_cortex_m4(model, x[:3], tmp_path)

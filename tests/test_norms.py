@@ -15,7 +15,8 @@ from intonly.quantize.errors import UnsupportedOpError
 class Normed(nn.Module):
     def __init__(self):
         super().__init__()
-        self.conv, self.whole, self.spatial = nn.Conv2d(3, 6, 3, padding=1), nn.LayerNorm([6, 5, 5]), nn.LayerNorm([5, 5])
+        self.conv, self.whole = nn.Conv2d(3, 6, 3, padding=1), nn.LayerNorm([6, 5, 5])
+        self.spatial = nn.LayerNorm([5, 5])
         self.group, self.head = nn.GroupNorm(1, 6), nn.Conv2d(6, 4, 1)
 
     def forward(self, x):

@@ -1,6 +1,6 @@
-"""``x - y`` (an exact ``negate`` then the integer ``add``; ``alpha`` in its multiplier) and ``x * c`` for a nonzero number (``requantize``,
-after ``negate`` when c < 0), written as model code writes them: close to FP32, and hwsim == host C == Cortex-M4
-under QEMU bit for bit. A product of two tensors is refused by name."""
+"""``x - y`` (an exact ``negate`` then the integer ``add``; ``alpha`` in its multiplier) and ``x * c`` for a nonzero
+number (``requantize``, after ``negate`` when c < 0), written as model code writes them: close to FP32, and hwsim ==
+host C == Cortex-M4 under QEMU bit for bit. Multiplication by zero and division with a rounding mode are refused."""
 
 import numpy as np
 import pytest

@@ -22,13 +22,14 @@ class Everything(nn.Module):
         self.pool = nn.AdaptiveMaxPool2d((3, 3))
         self.up, self.tconv = nn.Upsample(scale_factor=2, mode="bicubic"), nn.ConvTranspose2d(4, 4, 2, padding=2)
         self.mp = nn.AvgPool2d(3, 2, padding=1, ceil_mode=True)
-        self.shuffle, self.mha = nn.PixelShuffle(2), nn.MultiheadAttention(4, 2, batch_first=True)
+        self.shuffle, self.mha = nn.ChannelShuffle(2), nn.MultiheadAttention(4, 2, batch_first=True)
         self.fc = nn.Linear(36, 2)
 
     def forward(self, x):
         y = self.conv(x)
         return (self.fc(self.pool(y).flatten(1)), self.norm(y), self.up(y), self.tconv(y), self.mp(y),
-                self.shuffle(y), torch.div(y, 2, rounding_mode="floor"), y / y, self.mha(*[y.flatten(2).transpose(1, 2)] * 3)[1])
+                self.shuffle(y), torch.div(y, 2, rounding_mode="floor"), y / y,
+                self.mha(*[y.flatten(2).transpose(1, 2)] * 3)[1])
 
 
 def test_every_unsupported_construct_is_listed_in_one_error():
@@ -44,7 +45,7 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("tconv", "ConvTranspose2d with padding above dilation * (kernel_size - 1) (the output would be cropped)"),
         ("mp", "AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the padding but "
                "not the ceil_mode overhang)"),
-        ("shuffle", "torch.nn.modules.pixelshuffle.PixelShuffle"),
+        ("shuffle", "torch.nn.modules.channelshuffle.ChannelShuffle"),
         ("div", "multiplication or division by zero or by something other than a tensor or a number (no keyword "
                 "arguments)"),
         ("truediv", "multiplication or division by zero or by something other than a tensor or a number (no "
@@ -52,7 +53,8 @@ def test_every_unsupported_construct_is_listed_in_one_error():
         ("mha", "MultiheadAttention with its attention weights used (only the output, mha(x, x, x)[0])"),
     ]
     assert all(desc.rpartition(" at ")[2].startswith(__file__ + ":") for _, desc in info.value.ops)
-    assert str(info.value).startswith("9 unsupported op(s) in the model:\n  - pool: torch.nn.modules.pooling.AdaptiveMaxPool2d")
+    assert str(info.value).startswith("9 unsupported op(s) in the model:\n  - pool: "
+                                      "torch.nn.modules.pooling.AdaptiveMaxPool2d")
 
 
 def test_a_lowering_refusal_alone_is_still_one_error_with_its_source_line():

@@ -4,7 +4,8 @@
 ``d = x - input_min``, ``i = d >> segment_shift``, ``r = d & (2^segment_shift - 1)``:
 ``y = clamp(table[i] + (((table[i + 1] - table[i]) * r + 2^(segment_shift - 1)) >> segment_shift), act_min,
 act_max)``; ``input_min`` (the table's first code) is at most the input's lowest code, and may be lower so that a
-segment boundary falls on the zero point (``>>`` arithmetic, so the step rounds half up; ``segment_shift = 0`` reads the table directly).
+segment boundary falls on the zero point (``>>`` arithmetic, so the step rounds half up; ``segment_shift = 0``
+reads the table directly).
 Table entries are output codes of the unclamped function, clipped to ``[act_min - 2^15, act_max + 2^15]`` (so a
 segment where the function leaves the output range still interpolates its line, and the final clamp saturates),
 so ``|table[i + 1] - table[i]| <= 2^17`` and the product stays below ``2^17 * 2^14 = 2^31``. The lowering picks
