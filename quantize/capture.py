@@ -30,6 +30,7 @@ MODULE_KINDS = {
     nn.ReLU6: "relu6",
     nn.Hardtanh: "hardtanh",
     nn.MaxPool2d: "maxpool", nn.AvgPool2d: "avgpool", nn.AdaptiveAvgPool2d: "adaptive_avgpool",
+    nn.AdaptiveMaxPool2d: "adaptive_maxpool",
     nn.Flatten: "flatten", nn.Dropout: "identity", nn.Identity: "identity", nn.LayerNorm: "layernorm",
     nn.GroupNorm: "layernorm",
     nn.GELU: "gelu", nn.Sigmoid: "lookup", nn.Tanh: "lookup", nn.Hardswish: "lookup", nn.Hardsigmoid: "lookup",
@@ -40,7 +41,7 @@ MODULE_KINDS = {
 FUNCTION_KINDS = {
     operator.add: "add", operator.iadd: "add", torch.add: "add", F.relu: "relu", torch.relu: "relu",
     F.relu6: "relu6", torch.flatten: "flatten", torch.cat: "cat", torch.concat: "cat",
-    F.adaptive_avg_pool2d: "adaptive_avgpool", F.dropout: "identity", getattr: "shape",
+    F.adaptive_avg_pool2d: "adaptive_avgpool", F.adaptive_max_pool2d: "adaptive_maxpool", F.dropout: "identity", getattr: "shape",
     operator.getitem: "getitem", operator.neg: "neg", torch.neg: "neg", torch.negative: "neg", torch.mean: "mean",
     operator.sub: "sub", torch.sub: "sub", operator.mul: "mul", torch.mul: "mul", operator.truediv: "mul",
     torch.div: "mul", torch.true_divide: "mul",
@@ -75,6 +76,7 @@ LOWERS_TO = {
     "add": ("add", "negate", "constant", "requantize"),
     "relu": ("clamp",), "relu6": ("clamp",), "hardtanh": ("clamp",), "neg": ("negate",),
     "maxpool": ("maxpool",), "avgpool": ("avgpool",), "adaptive_avgpool": ("avgpool", "adaptive_avgpool"),
+    "adaptive_maxpool": ("maxpool",),
     "mean": ("avgpool", "reshape"),
     "sub": ("negate", "add", "constant", "requantize"), "mul": ("negate", "requantize", "mul", "constant"),
     "lookup": ("lookup", "interp_lookup"), "prelu": ("clamp", "negate", "constant", "mul", "add"),
@@ -122,8 +124,8 @@ def op_kind(gm: fx.GraphModule, node: fx.Node) -> tuple[str | None, str]:
         if kind == "avgpool" and mod.ceil_mode and mod.count_include_pad and max(pair(mod.padding)) > 0:
             return None, ("AvgPool2d with ceil_mode=True, padding and count_include_pad=True (PyTorch counts the "
                           "padding but not the ceil_mode overhang)")
-        if kind == "maxpool" and mod.return_indices:
-            return None, "MaxPool2d with return_indices=True"
+        if kind in ("maxpool", "adaptive_maxpool") and mod.return_indices:
+            return None, f"{type(mod).__name__} with return_indices=True"
         if kind == "avgpool" and mod.divisor_override is not None:
             return None, "AvgPool2d with divisor_override"
         if kind == "lookup" and isinstance(mod, nn.PReLU) and mod.num_parameters != 1:

@@ -342,12 +342,18 @@ class _Lowering(TransformerRules):
                    "shifts": shifts, "output_zp": out.zero_point, "act_min": act_min, "act_max": act_max})
 
     def pool(self, node: fx.Node, kind: str):
+        """MaxPool2d, AvgPool2d (also ``ceil_mode``), AdaptiveAvgPool2d (uneven windows: ``adaptive_avgpool``) and
+        AdaptiveMaxPool2d (evenly dividing windows) on an image."""
         x = self.in_layout(self.tensor(node.args[0].name), "HWC")
         h, w, _ = x.shape
-        if kind == "adaptive_avgpool":
+        adaptive = kind.startswith("adaptive")
+        if adaptive:
             size = self.gm.get_submodule(node.target).output_size if node.op == "call_module" else node.args[1]
             size = (size, size) if isinstance(size, int) else tuple(size)
             oh, ow = (d if d is not None else full for d, full in zip(size, (h, w)))
+            if (h % oh or w % ow) and kind == "adaptive_maxpool":
+                raise UnsupportedOpError([(self.ir_name(node), f"AdaptiveMaxPool2d {h}x{w} -> {oh}x{ow} (only evenly "
+                                                               "dividing windows)")])
             if h % oh or w % ow:   # PyTorch's uneven windows
                 out = self.like(node.name, x, (oh, ow, x.shape[2]), source=node.name)
                 qmin, qmax = x.qrange()
@@ -366,7 +372,7 @@ class _Lowering(TransformerRules):
         out = self.like(node.name, x, self.shape_of(node), source=node.name)
         name = str(node.target) if node.op == "call_module" else node.name
         dil = pair(self.gm.get_submodule(node.target).dilation) if kind == "maxpool" else [1, 1]
-        if kind != "adaptive_avgpool":
+        if not adaptive:
             # ceil_mode: the windows PyTorch adds at the bottom/right read past the input and its padding; that
             # overhang becomes extra padding, which never wins a max and which an average does not count
             # (capture refuses an average that would count the explicit padding but not the overhang)
@@ -375,7 +381,7 @@ class _Lowering(TransformerRules):
                      (ow - 1) * stride[1] + dil[1] * (kernel[1] - 1) + 1 - w - pads[1] - pads[3]]
             pads[2], pads[3] = pads[2] + max(extra[0], 0), pads[3] + max(extra[1], 0)
             include_pad = include_pad and max(extra) <= 0
-        if kind == "maxpool":
+        if kind in ("maxpool", "adaptive_maxpool"):
             self.emit(name, "maxpool", [x.name], out.name, {"kernel": kernel, "stride": stride, "padding": pads,
                                                              "dilation": dil})
         else:
@@ -811,7 +817,7 @@ class _Lowering(TransformerRules):
             self.weighted(node, self.gm.get_submodule(node.target), "dense")
         elif kind == "add":
             self.add(node)
-        elif kind in ("maxpool", "avgpool", "adaptive_avgpool"):
+        elif kind in ("maxpool", "avgpool", "adaptive_avgpool", "adaptive_maxpool"):
             self.pool(node, kind)
         elif kind in ACTIVATIONS:
             self.activation(node, kind)
