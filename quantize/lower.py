@@ -11,9 +11,11 @@ Activations: per tensor, range from the configured observer, qparams from
 :func:`quantize.observers.choose_qparams`. Requant multipliers: ``s_in*s_w[c]/s_out`` via
 :func:`quantize.dyadic.quantize_multiplier`. ReLU / ReLU6 / Hardtanh that directly follow a conv,
 linear or add are folded into that op's output clamp; elsewhere they become a ``clamp`` node.
-Image tensors are HWC in the IR: the input ``quantize`` node permutes CHW -> HWC, flattening an image
-inserts a ``transpose`` back to CHW order (so PyTorch's flatten order is kept), and image outputs
-are permuted back to CHW by ``dequantize``.
+Layouts (:data:`STORAGE`): image tensors are HWC in the IR (the input ``quantize`` node permutes CHW -> HWC), a
+Conv1d's (C, L) values are stored LC, everything else in PyTorch's order. Each rule converts an operand to the
+layout it needs with one ``transpose``, made once per tensor (:meth:`_Lowering.in_layout`): flattening an image
+transposes it back to CHW first (so PyTorch's flatten order is kept), a permute whose result is the stored memory
+is a reshape, and outputs are permuted back to PyTorch's order by ``dequantize``.
 """
 
 from __future__ import annotations
