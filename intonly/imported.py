@@ -1,0 +1,73 @@
+"""Models imported from other formats: ``.tflite`` files (and later ``.onnx``), and their own runtimes as oracles.
+
+:func:`load_int_model` is what every command that takes a model file calls: an ``.intonly`` file is loaded, a
+``.tflite`` file is imported (quantize/tflite). :func:`compare_with_tflm` runs the TFLM interpreter (the
+``tflite-micro`` package, its reference kernels) on the same integer inputs with every tensor preserved and
+counts, per imported tensor, the elements where hwsim differs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from intonly.quantize.ir import IntModel
+
+IMPORTED_SUFFIXES = (".tflite",)
+
+
+def is_imported(spec: str) -> bool:
+    return Path(spec).suffix.lower() in IMPORTED_SUFFIXES
+
+
+def load_int_model(path) -> IntModel:
+    """The IntModel in ``path``: imported from a ``.tflite`` file, else loaded from an ``.intonly`` file."""
+    if is_imported(str(path)):
+        from intonly.quantize.tflite import import_tflite
+        return import_tflite(path).model
+    return IntModel.load(path)
+
+
+@dataclass
+class OracleCompare:
+    """hwsim against another runtime, tensor by tensor: ``mismatched[name]`` counts differing elements over all
+    samples (0 everywhere: bit-exact); ``elements`` counts all compared."""
+
+    runtime: str
+    samples: int
+    tensors: int
+    elements: int
+    mismatched: dict[str, int]
+
+    @property
+    def bit_exact(self) -> bool:
+        return not any(self.mismatched.values())
+
+    def as_dict(self) -> dict:
+        return {"runtime": self.runtime, "samples": self.samples, "tensors": self.tensors, "elements": self.elements,
+                "bit_exact": self.bit_exact, "mismatched_elements": {k: v for k, v in self.mismatched.items() if v}}
+
+
+def compare_with_tflm(path, tensor_names: dict[int, str], int_inputs: list[np.ndarray], values: dict) -> OracleCompare:
+    """Run the TFLM interpreter on each sample of ``int_inputs`` (one batch-first array per model input, in the
+    subgraph's input order) with every tensor preserved, and compare each TFLite tensor in ``tensor_names`` with
+    hwsim's ``values`` (batch first)."""
+    from tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_file(str(path),
+                                           intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
+    mismatched = dict.fromkeys(tensor_names.values(), 0)
+    elements = 0
+    samples = len(int_inputs[0])
+    for i in range(samples):
+        for k, batch in enumerate(int_inputs):
+            interp.set_input(np.ascontiguousarray(batch[i])[None], k)
+        interp.invoke()
+        for index, name in tensor_names.items():
+            ours = values[name][i]
+            theirs = np.asarray(interp.GetTensor(index, 0)["tensor_data"]).reshape(ours.shape)
+            mismatched[name] += int(np.count_nonzero(theirs != ours))
+            elements += ours.size
+    return OracleCompare("tflite-micro", samples, len(tensor_names), elements, mismatched)

@@ -1,0 +1,199 @@
+"""A checked TensorFlow Lite graph (:mod:`.reader`) as an IntModel with TFLite's exact integer numerics.
+
+Each builtin has a converter in :data:`CONVERTERS` (``quantize/tflite/builtins.py``) that appends IR nodes
+reproducing the reference kernels of TensorFlow Lite Micro bit for bit; a converter refuses what it cannot
+reproduce by raising :class:`Refusal`, and every refusal and every builtin without a converter is collected
+before one :class:`~quantize.errors.UnsupportedOpError` lists them all, with operator index and tensor names.
+
+The IntModel's rounding is ``double`` (gemmlowp's, which TFLM uses by default); the graph inputs enter through a
+``quantize`` node at the input tensor's own scale and zero point (float data ``s·(q - zp)`` maps back to ``q``
+exactly), and every graph output leaves through a ``dequantize`` node. Shapes lose the batch dimension (TFLite's
+first, which must be 1); image tensors stay NHWC, which is the IR's HWC.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..dyadic import f64
+from ..errors import ModelFileError, UnsupportedOpError
+from ..ir import IntModel, Node, TensorInfo, storage_dtype
+from .reader import Operator, Tensor, TFLiteGraph
+
+ACTIVATION_TYPES = {"INT8": 8, "INT16": 16}
+
+
+class Refusal(Exception):
+    """A converter cannot reproduce this operator exactly; the message says why."""
+
+
+@dataclass
+class TFLiteImport:
+    """The imported model and, for every TFLite tensor index that became an IR tensor, its IR name."""
+
+    model: IntModel
+    tensor_names: dict[int, str]
+
+
+class Builder:
+    """The IR under construction: tensors by TFLite index, nodes, constants, unique names."""
+
+    def __init__(self, graph: TFLiteGraph, name: str):
+        self.graph, self.name = graph, name
+        self.tensors: dict[str, TensorInfo] = {}
+        self.nodes: list[Node] = []
+        self.constants: dict[str, np.ndarray] = {}
+        self.names: dict[int, str] = {}
+        self.inputs: list[str] = []
+        self.op: Operator | None = None
+
+    # ---- tensors --------------------------------------------------------------------------------
+    def unique(self, base: str) -> str:
+        name, k = base or "t", 1
+        while name in self.tensors or name in self.constants:
+            k += 1
+            name = f"{base}#{k}"
+        return name
+
+    def activation(self, index: int) -> TensorInfo:
+        """The IR tensor of TFLite tensor ``index`` (an integer activation), created on first use."""
+        if index in self.names:
+            return self.tensors[self.names[index]]
+        t = self.graph.tensors[index]
+        bits = ACTIVATION_TYPES.get(t.type)
+        if bits is None or t.data is not None:
+            raise Refusal(f"{t.label} is {'a constant' if t.data is not None else t.type}; intonly imports int8 and "
+                          "int16 activations")
+        if t.scales is None or len(t.scales) != 1:
+            raise Refusal(f"{t.label} has {'no' if t.scales is None else 'per-channel'} quantization; activations "
+                          "need one scale and zero point")
+        if len(t.shape) < 1 or t.shape[0] != 1:
+            raise Refusal(f"{t.label} has shape {list(t.shape)}; intonly imports batch-1 graphs (first dimension 1)")
+        zp = int(t.zero_points[0])
+        info = TensorInfo(self.unique(t.name), storage_dtype(bits), tuple(t.shape[1:]) or (1,), float(t.scales[0]),
+                          zp, bits, source=t.name)
+        lo, hi = info.qrange()
+        if not lo <= zp <= hi:
+            raise ModelFileError(f"{self.graph.path}: {t.label}: zero point {zp} outside the {t.type} range")
+        self.tensors[info.name] = info
+        self.names[index] = info.name
+        return info
+
+    def constant(self, index: int, what: str) -> Tensor:
+        """TFLite tensor ``index`` as a constant (its data present), or a refusal naming ``what`` it should be."""
+        t = self.graph.tensor(index)
+        if t is None or t.data is None:
+            raise Refusal(f"{what} {'is omitted' if t is None else t.label + ' is not a constant'}")
+        return t
+
+    def add_constant(self, base: str, values: np.ndarray) -> str:
+        name = self.unique(base)
+        self.constants[name] = values
+        return name
+
+    def append(self, op: str, inputs: list[str], output: TensorInfo, attrs: dict, params: dict | None = None,
+               step: str = "") -> None:
+        """A node of the current operator, named ``op<index>:<BUILTIN>`` (``/<step>`` for its helper nodes)."""
+        name = f"op{self.op.index}:{self.op.name}" + (f"/{step}" if step else "")
+        self.nodes.append(Node(name, op, inputs, [output.name], attrs, params or {}))
+
+    def intermediate(self, like: TensorInfo, shape: tuple, suffix: str) -> TensorInfo:
+        info = TensorInfo(self.unique(like.name + suffix), like.dtype, tuple(shape), like.scale, like.zero_point,
+                          like.bits)
+        self.tensors[info.name] = info
+        return info
+
+
+def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
+    from .builtins import CONVERTERS
+
+    b = Builder(graph, name)
+    refused: list[tuple[str, str]] = []
+    for index in graph.inputs:
+        try:
+            q = b.activation(index)
+        except Refusal as r:
+            refused.append((f"graph input {index}", str(r)))
+            continue
+        f = TensorInfo(b.unique(q.name + ":float"), "float32", q.shape)
+        b.tensors[f.name] = f
+        b.inputs.append(f.name)
+        b.nodes.append(Node(f"quantize:{q.name}", "quantize", [f.name], [q.name], {"perm": []}))
+    for op in graph.operators:
+        b.op = op
+        where = f"operator {op.index} {op.name}"
+        io = _describe_io(graph, op)
+        convert = CONVERTERS.get(op.name)
+        if convert is None:
+            refused.append((where, f"builtin not supported ({io})"))
+            continue
+        try:
+            convert(b, op)
+        except Refusal as r:
+            refused.append((where, f"{r} ({io})"))
+    b.op = None
+    if refused:
+        raise UnsupportedOpError(refused)
+    outputs = []
+    for index in graph.outputs:
+        q = b.tensors[b.names[index]]
+        f = TensorInfo(b.unique(q.name + ":float"), "float32", q.shape)
+        b.tensors[f.name] = f
+        outputs.append(f.name)
+        b.nodes.append(Node(f"dequantize:{q.name}", "dequantize", [q.name], [f.name], {"perm": []}))
+    model = IntModel(name, "double", b.inputs, outputs, b.tensors, b.nodes, b.constants)
+    model.validate(f"{graph.path} (imported)")
+    return TFLiteImport(model, dict(b.names))
+
+
+def _describe_io(graph: TFLiteGraph, op: Operator) -> str:
+    def names(idxs):
+        return ", ".join(repr(graph.tensors[i].name) if i >= 0 else "-" for i in idxs)
+    return f"inputs {names(op.inputs)} -> outputs {names(op.outputs)}"
+
+
+# ---- TFLite's definitions the converters share -----------------------------------------------------------
+
+def round_half_away(v: float) -> int:
+    """std::round / TfLiteRound: to nearest, ties away from zero."""
+    return int(math.copysign(math.floor(abs(v) + 0.5), v))
+
+
+def activation_range(fused: str, out: TensorInfo) -> tuple[int, int]:
+    """TFLM ``CalculateActivationRangeQuantized``: ``zp + round(float32(f) / float32(scale))`` within the type."""
+    lo, hi = out.qrange()
+
+    def q(f: float) -> int:
+        return out.zero_point + round_half_away(float(np.float32(f) / np.float32(out.scale)))
+    if fused == "NONE":
+        return lo, hi
+    if fused == "RELU":
+        return max(lo, q(0.0)), hi
+    if fused == "RELU6":
+        return max(lo, q(0.0)), min(hi, q(6.0))
+    if fused == "RELU_N1_TO_1":
+        return max(lo, q(-1.0)), min(hi, q(1.0))
+    raise Refusal(f"fused activation {fused} is not supported")
+
+
+def same_padding(size: int, k: int, stride: int, dilation: int) -> tuple[int, int, int]:
+    """TFLite SAME: ``(out, before, after)`` with ``before = total // 2`` (ComputePaddingWithOffset)."""
+    out = (size + stride - 1) // stride
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def window_padding(padding: str, hw: tuple, kernel: tuple, stride: tuple, dilation: tuple) -> list[int]:
+    """IR padding ``[top, left, bottom, right]`` for TFLite's SAME or VALID."""
+    if padding == "VALID":
+        return [0, 0, 0, 0]
+    (_, top, bottom), (_, left, right) = (same_padding(hw[i], kernel[i], stride[i], dilation[i]) for i in (0, 1))
+    return [top, left, bottom, right]
+
+
+def effective_scales(s_in: float, w_scales, s_out: float) -> list[float]:
+    """Per channel ``f64(s_in) * f64(s_w[c]) / f64(s_out)``, TFLM's PopulateConvolutionQuantizationParams."""
+    return [f64(s_in) * f64(s) / f64(s_out) for s in np.asarray(w_scales, dtype=np.float32).ravel()]
