@@ -102,6 +102,23 @@ def average_pool2d(in_shape, q, out_shape, kernel, stride, padding, activation) 
     return single_op_model(OP.AVERAGE_POOL_2D, tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
 
 
+def max_pool2d(in_shape, q, out_shape, kernel, stride, padding, activation) -> bytes:
+    """MAX_POOL_2D; input and output share the quantization ``q = (scale, zero_point)``."""
+    x = act_tensor("x", (1, *in_shape), *q)
+    y = act_tensor("y", (1, *out_shape), *q)
+    opts = tfl.Pool2DOptionsT(padding=PADDING[padding], strideH=stride[0], strideW=stride[1],
+                              filterHeight=kernel[0], filterWidth=kernel[1],
+                              fusedActivationFunction=ACTIVATION[activation])
+    return single_op_model(OP.MAX_POOL_2D, tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
+
+
+def softmax(shape, in_q, beta: float) -> bytes:
+    """SOFTMAX over the last axis of an int8 tensor; the output has TFLite's fixed (1/256, -128)."""
+    x = act_tensor("x", (1, *shape), *in_q)
+    y = act_tensor("y", (1, *shape), 1 / 256, -128)
+    return single_op_model(OP.SOFTMAX, tfl.BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsT(beta=beta), [x], y, [x])
+
+
 def run_tflm(model: bytes, samples: list[list[np.ndarray]]) -> np.ndarray:
     """Run ``model`` once per sample (each a list of per-input arrays without batch dim); stack the outputs."""
     interp = runtime.Interpreter.from_bytes(model, arena_size=max(len(model) * 10, 1 << 16))

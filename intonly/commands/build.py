@@ -25,7 +25,7 @@ from intonly.demos import DEMOS
 from intonly.display import text
 from intonly.output import check_out, default_out, output_folder
 from intonly.quantize.errors import ConfigError
-from intonly.quantize.ir import IntModel
+from intonly.imported import load_int_model
 from intonly.targets import load_target
 
 from ._options import model_input
@@ -55,7 +55,7 @@ def _load(args, console: Console, samples: int):
     seeded random integers over each input's range, as it carries no data); a demo's workload is returned to be
     quantized inside the output folder's context."""
     if args.model not in DEMOS:
-        model = IntModel.load(args.model)
+        model = load_int_model(args.model)
         if not args.run:
             return model, None, None
         rng = np.random.default_rng(0)

@@ -1,4 +1,5 @@
-"""``intonly compare``: per layer, FP32 against the integer model (SQNR, max and mean |error| in output LSBs); with
+"""``intonly compare``: per layer, FP32 against the integer model (SQNR, max and mean |error| in output LSBs); for a
+``.tflite`` model, hwsim against the TFLM interpreter on every tensor; with
 ``--targets a,b,...``, the integer model under each target's pipeline against the first target's, per tensor."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from intonly import api
 from intonly.display import text
+from intonly.imported import is_imported
 from intonly.output import write_file
 from intonly.quantize.errors import ConfigError
 from intonly.quantize.ir import IntModel
@@ -39,7 +41,13 @@ def run(args, console: Console) -> int:
     return 0
 
 
-def compare_job(args, console: Console) -> list:
+def compare_job(args, console: Console) -> list | dict:
+    if is_imported(args.model):
+        if args.targets or args.int_model:
+            raise ConfigError(f"{args.model}: an imported model is compared with its own runtime; --targets and "
+                              "--int-model are for float models")
+        from ._imported import compare_imported_job
+        return compare_imported_job(args, console)
     from intonly.workloads import load_workload
 
     work = load_workload(args.model, args.data)

@@ -26,7 +26,7 @@ from intonly.display import literal, print_table, text
 from intonly.hwsim.cost import Estimate
 from intonly.output import check_out, default_out, output_folder
 from intonly.quantize.errors import ConfigError
-from intonly.quantize.ir import IntModel
+from intonly.imported import load_int_model
 from intonly.targets import list_targets, load_target
 
 from ._options import is_workload_spec, model_input
@@ -78,8 +78,8 @@ def estimate_job(args, console: Console) -> list:
     else:
         if args.data:
             raise ConfigError(f"--data is for float models (a demo or FILE.py:NAME); {args.model!r} is an "
-                              ".intonly file, which needs no data for an estimate")
-        int_model = IntModel.load(args.model)
+                              "imported or .intonly model, which needs no data for an estimate")
+        int_model = load_int_model(args.model)
         name = int_model.name
     out = Path(args.out) if args.out else default_out("estimate", name)
     with output_folder(out, inputs, "intonly estimate") as stage:

@@ -22,13 +22,15 @@ from rich.text import Text
 
 from intonly.display import HEAD_ROWS, TAIL_ROWS, literal, print_table, shown_indices
 from intonly.quantize.bounds import node_bounds, producer_map
+from intonly.imported import load_int_model
 from intonly.quantize.ir import IntModel
 
 ORDER = 20
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("inspect", help="print the graph of an .intonly model: nodes, dtypes, bits, params, MACs")
+    p = sub.add_parser("inspect", help="print the graph of an .intonly model (or of a .tflite file as imported): nodes, dtypes, "
+                                          "bits, params, MACs")
     p.add_argument("file")
     p.add_argument("--all", action="store_true", help="list every node, bound and wide tensor (default: the first "
                                                       "and last 100 of each)")
@@ -36,7 +38,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args, console: Console) -> int:
-    print_report(IntModel.load(args.file), console, args.file, all_rows=args.all)
+    print_report(load_int_model(args.file), console, args.file, all_rows=args.all)
     return 0
 
 

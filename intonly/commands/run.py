@@ -2,7 +2,7 @@
 hwsim, generate, build and run its C on the host, compare every output element, and write the output folder
 (``summary.json``, ``model.intonly``, ``compare.json``, ``trace.json``, ``int_outputs.npy``, ``c/``). Exit code 1
 when the generated C differs from hwsim in any bit. A ``.tflite`` model is imported instead of quantized
-(:mod:`._run_imported`).
+(:mod:`._imported`).
 
 The workloads (PyTorch models and data) are imported by the commands that need them, so ``intonly
 estimate FILE`` and ``intonly inspect FILE`` start without PyTorch."""
@@ -41,7 +41,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args, console: Console) -> int:
     if is_imported(args.model):
-        from ._run_imported import run_imported_job
+        from ._imported import run_imported_job
         summary = run_imported_job(args, console)
     else:
         summary = run_job(args, console)

@@ -8,6 +8,8 @@ bit for bit. Adding a builtin is adding a function and its row in :data:`CONVERT
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -189,7 +191,23 @@ def softmax(b: Builder, op: Operator) -> None:
     b.append("tflite_softmax", [x.name], y, {}, {"exp_table": b.add_constant(y.name + ":exp_table", table)})
 
 
+@dataclass(frozen=True)
+class Builtin:
+    """A converter with the operator shape it expects: ``inputs`` (fewest, most; -1 marks an omitted optional
+    input) and the schema's options class (None: the builtin has none)."""
+
+    convert: Callable[[Builder, Operator], None]
+    inputs: tuple[int, int]
+    options: str | None
+
+
 CONVERTERS = {
-    "CONV_2D": conv_2d, "DEPTHWISE_CONV_2D": depthwise_conv_2d, "FULLY_CONNECTED": fully_connected, "ADD": add,
-    "AVERAGE_POOL_2D": average_pool_2d, "MAX_POOL_2D": max_pool_2d, "RESHAPE": reshape, "SOFTMAX": softmax,
+    "CONV_2D": Builtin(conv_2d, (2, 3), "Conv2DOptionsT"),
+    "DEPTHWISE_CONV_2D": Builtin(depthwise_conv_2d, (2, 3), "DepthwiseConv2DOptionsT"),
+    "FULLY_CONNECTED": Builtin(fully_connected, (2, 3), "FullyConnectedOptionsT"),
+    "ADD": Builtin(add, (2, 2), "AddOptionsT"),
+    "AVERAGE_POOL_2D": Builtin(average_pool_2d, (1, 1), "Pool2DOptionsT"),
+    "MAX_POOL_2D": Builtin(max_pool_2d, (1, 1), "Pool2DOptionsT"),
+    "RESHAPE": Builtin(reshape, (1, 2), None),
+    "SOFTMAX": Builtin(softmax, (1, 1), "SoftmaxOptionsT"),
 }

@@ -126,12 +126,13 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
         b.op = op
         where = f"operator {op.index} {op.name}"
         io = _describe_io(graph, op)
-        convert = CONVERTERS.get(op.name)
-        if convert is None:
+        builtin = CONVERTERS.get(op.name)
+        if builtin is None:
             refused.append((where, f"builtin not supported ({io})"))
             continue
+        check_operator(graph, op, builtin)
         try:
-            convert(b, op)
+            builtin.convert(b, op)
         except Refusal as r:
             refused.append((where, f"{r} ({io})"))
     b.op = None
@@ -147,6 +148,20 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
     model = IntModel(name, "double", b.inputs, outputs, b.tensors, b.nodes, b.constants)
     model.validate(f"{graph.path} (imported)")
     return TFLiteImport(model, dict(b.names))
+
+
+def check_operator(graph: TFLiteGraph, op: Operator, builtin) -> None:
+    """The operator has the inputs, the one output and the options object its builtin's converter reads."""
+    at = f"{graph.path}: operator {op.index} {op.name}"
+    fewest, most = builtin.inputs
+    if not fewest <= len(op.inputs) <= most or any(i < 0 for i in op.inputs[:fewest]):
+        raise ModelFileError(f"{at}: {len(op.inputs)} inputs {op.inputs}; the builtin takes {fewest} to {most}, the "
+                             f"first {fewest} present")
+    if len(op.outputs) != 1:
+        raise ModelFileError(f"{at}: {len(op.outputs)} outputs; the builtin writes one")
+    got = type(op.options).__name__ if op.options is not None else None
+    if builtin.options is not None and got != builtin.options:
+        raise ModelFileError(f"{at}: builtin options {got or 'missing'}, expected {builtin.options[:-1]}")
 
 
 def _describe_io(graph: TFLiteGraph, op: Operator) -> str:

@@ -16,7 +16,7 @@ from rich.table import Table
 from intonly import api
 from intonly.display import text
 from intonly.imported import compare_with_tflm
-from intonly.output import default_out, output_folder
+from intonly.output import default_out, output_folder, write_file
 from intonly.quantize.bounded_read import Limits, load_npz
 from intonly.quantize.errors import DataError
 
@@ -114,3 +114,27 @@ def _print(s: dict, out: Path, console: Console) -> None:
     table.add_row("overflow events", str(s["overflow_events"]))
     table.add_row("output folder", text(out))
     console.print(table)
+
+
+def compare_imported_job(args, console: Console) -> dict:
+    """``intonly compare --model FILE.tflite``: every imported tensor, hwsim against the TFLM interpreter on the
+    same integer inputs (``--data`` or random codes); returns the oracle comparison as a dict."""
+    from intonly.quantize.tflite import import_tflite
+
+    imported = import_tflite(args.model)
+    int_inputs = integer_inputs(imported.model, args.data)
+    sim = api.simulate(imported.model, int_inputs, quantized=True, keep_values=True, batch_size=SIMULATION_BATCH)
+    oracle = compare_with_tflm(args.model, imported.tensor_names, int_inputs, sim.values)
+    table = Table(title=text(f"hwsim vs TFLM per tensor: {imported.model.name} ({oracle.samples} samples)"))
+    for col in ("tensor", "elements", "differing"):
+        table.add_column(col, justify="left" if col == "tensor" else "right")
+    per_sample = {name: int(np.prod(imported.model.tensors[name].shape)) for name in imported.tensor_names.values()}
+    for name in imported.tensor_names.values():
+        table.add_row(text(name), f"{per_sample[name] * oracle.samples:,}", f"{oracle.mismatched[name]:,}")
+    console.print(table)
+    console.print(text("identical bits in every tensor" if oracle.bit_exact else
+                       f"{sum(oracle.mismatched.values()):,} elements differ"))
+    result = oracle.as_dict()
+    if args.json:
+        write_file(args.json, json.dumps(result, indent=2), [args.model, args.data])
+    return result
