@@ -144,8 +144,8 @@ def opcode_index_out_of_range(model):
     model.subgraphs[0].operators[3].opcodeIndex = 77
 
 
-def pool_with_conv_options(model):
-    model.subgraphs[0].operators[2].opcodeIndex = model.subgraphs[0].operators[9].opcodeIndex
+def softmax_with_pool_options(model):
+    model.subgraphs[0].operators[9].opcodeIndex = model.subgraphs[0].operators[12].opcodeIndex
 
 
 def fully_connected_without_weights(model):
@@ -174,9 +174,8 @@ MALFORMED = {
                      r"operator 3: opcode index 77 outside the \d+ operator codes"),
     "tensor index": (lambda tmp: edited(tmp, tensor_index_out_of_range),
                      r"operator 2 \(CONV_2D\): input tensor index 500 outside the 35 tensors"),
-    "options of another builtin": (lambda tmp: edited(tmp, pool_with_conv_options),
-                                   r"operator 2 AVERAGE_POOL_2D: builtin options Conv2DOptionsT, expected "
-                                   r"Pool2DOptions"),
+    "options of another builtin": (lambda tmp: edited(tmp, softmax_with_pool_options),
+                                   r"operator 9 SOFTMAX: builtin options Pool2DOptionsT, expected SoftmaxOptions"),
     "an operator without its weights": (lambda tmp: edited(tmp, fully_connected_without_weights),
                                         r"operator 11 FULLY_CONNECTED: 1 inputs \[32\]; the builtin takes 2 to 3"),
     "per-axis on a wrong axis": (lambda tmp: edited(tmp, filter_scales_on_axis_3),
