@@ -56,7 +56,10 @@ def compare_with_tflm(path, tensor_names: dict[int, str], int_inputs: list[np.nd
     hwsim's ``values`` (batch first)."""
     from tflite_micro import runtime
 
-    interp = runtime.Interpreter.from_file(str(path),
+    # With every tensor preserved nothing shares arena memory: room for all of them twice over, plus TFLM's own
+    # bookkeeping (a too small arena crashes the interpreter instead of failing cleanly).
+    arena = (1 << 20) + 2 * sum(values[name][0].nbytes for name in tensor_names.values())
+    interp = runtime.Interpreter.from_file(str(path), arena_size=arena,
                                            intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
     mismatched = dict.fromkeys(tensor_names.values(), 0)
     elements = 0
