@@ -46,6 +46,28 @@ def max_pool_graph(rng, seed: int):
         [random_inputs(rng, (h, w, c))]
 
 
+def elementwise_graph(opcode: int, out_q=None, options_type: int = 0, make_options=None, out_ratio=None):
+    """A random shape, input quantization (scales 0.002..1, so the interesting region of each function is hit
+    at some seeds and saturated at others) and output quantization (``out_q`` when the builtin fixes it; an output
+    scale of ``s_in`` times a ratio in ``out_ratio`` when the builtin bounds it)."""
+    def make(rng, seed: int):
+        shape = tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+        in_q = (loguniform(rng, 0.002, 1.0), int(rng.integers(-128, 128)))
+        q = out_q or (loguniform(rng, 0.002, 1.0) if out_ratio is None else
+                      float(np.float32(in_q[0] * loguniform(rng, *out_ratio))), int(rng.integers(-128, 128)))
+        options = make_options(rng) if make_options else None
+        params = dict(seed=seed, shape=shape, in_q=in_q, out_q=q, options=getattr(options, "__dict__", None))
+        # every code once, then random samples
+        codes = np.resize(np.arange(-128, 128, dtype=np.int8), (1, *shape))
+        inputs = np.concatenate([codes, random_inputs(rng, shape)])
+        return params, tflm.elementwise(opcode, shape, in_q, q, options_type, options), [inputs]
+    return make
+
+
+def leaky_relu_options(rng):
+    return tflm.tfl.LeakyReluOptionsT(alpha=float(np.float32(rng.choice([0.1, 0.2, 0.01, -0.3, 1.5]))))
+
+
 def oracle_graph(op: str):
     def make(rng, seed: int):
         case = MAKERS[op](rng, seed)
@@ -53,7 +75,14 @@ def oracle_graph(op: str):
     return make
 
 
-GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_graph, "max_pool2d": max_pool_graph}
+OP = tflm.OP
+GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_graph, "max_pool2d": max_pool_graph,
+                "logistic": elementwise_graph(OP.LOGISTIC, (1 / 256, -128)),
+                "tanh": elementwise_graph(OP.TANH, (1 / 128, 0)),
+                "relu": elementwise_graph(OP.RELU), "relu6": elementwise_graph(OP.RELU6),
+                "leaky_relu": elementwise_graph(OP.LEAKY_RELU, None, tflm.tfl.BuiltinOptions.LeakyReluOptions,
+                                                leaky_relu_options),
+                "hard_swish": elementwise_graph(OP.HARD_SWISH, out_ratio=(0.05, 4.0)), "quantize": elementwise_graph(OP.QUANTIZE)}
 
 
 @pytest.mark.parametrize("op", GRAPH_MAKERS)

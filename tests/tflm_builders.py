@@ -119,6 +119,13 @@ def softmax(shape, in_q, beta: float) -> bytes:
     return single_op_model(OP.SOFTMAX, tfl.BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsT(beta=beta), [x], y, [x])
 
 
+def elementwise(opcode: int, shape, in_q, out_q, options_type: int = 0, options=None) -> bytes:
+    """A one-input elementwise builtin (LOGISTIC, TANH, RELU, RELU6, LEAKY_RELU, HARD_SWISH, QUANTIZE) on int8."""
+    x = act_tensor("x", (1, *shape), *in_q)
+    y = act_tensor("y", (1, *shape), *out_q)
+    return single_op_model(opcode, options_type, options, [x], y, [x])
+
+
 def run_tflm(model: bytes, samples: list[list[np.ndarray]]) -> np.ndarray:
     """Run ``model`` once per sample (each a list of per-input arrays without batch dim); stack the outputs."""
     interp = runtime.Interpreter.from_bytes(model, arena_size=max(len(model) * 10, 1 << 16))

@@ -15,7 +15,9 @@ import numpy as np
 
 from ..dyadic import add_multipliers, quantize_multipliers
 from .convert import Builder, Refusal, activation_range, effective_scales, window_padding
-from .fixedpoint import exp_on_negative_values, softmax_input_scaling, srdhm
+from .elementwise import hard_swish_int8, leaky_relu_int8, logistic_int8, relu6_int8, relu_int8, table, tanh_int8
+from .fixedpoint import (exp_on_negative_values, multiply_by_quantized_multiplier, quantize_multiplier,
+                         softmax_input_scaling, srdhm)
 from .reader import Operator, _enum_names, _schema
 
 _tfl = _schema()
@@ -191,6 +193,66 @@ def softmax(b: Builder, op: Operator) -> None:
     b.append("tflite_softmax", [x.name], y, {}, {"exp_table": b.add_constant(y.name + ":exp_table", table)})
 
 
+def _lookup(b: Builder, op: Operator, f) -> None:
+    """An int8 elementwise builtin as a ``lookup`` of its exact per-code result ``f`` (quantize/tflite/
+    elementwise.py)."""
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    _int8_only(x, y)
+    if x.shape != y.shape:
+        raise Refusal(f"input {list(x.shape)} and output {list(y.shape)} differ in shape")
+    b.append("lookup", [x.name], y, {"input_min": -128}, {"table": b.add_constant(y.name + ":table", table(f))})
+
+
+def _io_quantization(b: Builder, op: Operator):
+    x, y = b.graph.tensors[op.inputs[0]], b.graph.tensors[op.outputs[0]]
+    b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    return float(x.scales[0]), int(x.zero_points[0]), float(y.scales[0]), int(y.zero_points[0])
+
+
+def logistic(b: Builder, op: Operator) -> None:
+    s_in, zp_in, _, zp_out = _io_quantization(b, op)
+    if zp_out != -128:
+        raise Refusal(f"output zero point {zp_out}; TFLite's int8 LOGISTIC writes zero point -128 (scale 1/256)")
+    _lookup(b, op, logistic_int8(s_in, zp_in))
+
+
+def tanh(b: Builder, op: Operator) -> None:
+    s_in, zp_in, _, zp_out = _io_quantization(b, op)
+    if zp_out != 0:
+        raise Refusal(f"output zero point {zp_out}; TFLite's int8 TANH writes zero point 0 (scale 1/128)")
+    _lookup(b, op, tanh_int8(s_in, zp_in))
+
+
+def relu(b: Builder, op: Operator) -> None:
+    _lookup(b, op, relu_int8(*_io_quantization(b, op), None))
+
+
+def relu6(b: Builder, op: Operator) -> None:
+    s_in, zp_in, *_ = _io_quantization(b, op)    # TFLite's int8 RELU6 clamps the input's own codes
+    _lookup(b, op, relu6_int8(s_in, zp_in))
+
+
+def leaky_relu(b: Builder, op: Operator) -> None:
+    _lookup(b, op, leaky_relu_int8(*_io_quantization(b, op), float(np.float32(op.options.alpha))))
+
+
+def hard_swish(b: Builder, op: Operator) -> None:
+    try:
+        f = hard_swish_int8(*_io_quantization(b, op))
+    except ValueError as e:
+        raise Refusal(str(e)) from None
+    _lookup(b, op, f)
+
+
+def quantize(b: Builder, op: Operator) -> None:
+    """QUANTIZE of an int8 tensor to int8 (a requantization): ``zp_out + MBQM(q - zp_in)`` with the multiplier of
+    ``double(s_in) / double(s_out)``, clamped (reference_ops::Requantize)."""
+    s_in, zp_in, s_out, zp_out = _io_quantization(b, op)
+    multiplier, shift = quantize_multiplier(float(np.float32(s_in)) / float(np.float32(s_out)))
+    _lookup(b, op, lambda q: min(max(zp_out + multiply_by_quantized_multiplier(q - zp_in, multiplier, shift), -128),
+                                 127))
+
+
 @dataclass(frozen=True)
 class Builtin:
     """A converter with the operator shape it expects: ``inputs`` (fewest, most; -1 marks an omitted optional
@@ -210,4 +272,11 @@ CONVERTERS = {
     "MAX_POOL_2D": Builtin(max_pool_2d, (1, 1), "Pool2DOptionsT"),
     "RESHAPE": Builtin(reshape, (1, 2), None),
     "SOFTMAX": Builtin(softmax, (1, 1), "SoftmaxOptionsT"),
+    "LOGISTIC": Builtin(logistic, (1, 1), None),
+    "TANH": Builtin(tanh, (1, 1), None),
+    "RELU": Builtin(relu, (1, 1), None),
+    "RELU6": Builtin(relu6, (1, 1), None),
+    "LEAKY_RELU": Builtin(leaky_relu, (1, 1), "LeakyReluOptionsT"),
+    "HARD_SWISH": Builtin(hard_swish, (1, 1), None),
+    "QUANTIZE": Builtin(quantize, (1, 1), None),
 }

@@ -146,3 +146,69 @@ def softmax_input_scaling(beta: float, input_scale: float, integer_bits: int = 5
     multiplier, left_shift = quantize_multiplier_greater_than_one(real)
     radius = math.floor(1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
     return multiplier, left_shift, -radius
+
+
+@register_jitable
+def one_minus_x_over_one_plus_x_for_x_in_0_1(a):
+    """(1 - a) / (1 + a) for a Q0.31 ``a`` in [0, 1): the Newton-Raphson of :func:`one_over_one_plus_x_for_x_in_0_1`,
+    then ``x - 1`` rescaled from Q2.29 (result Q0.31)."""
+    half_denominator = (a + INT32_MAX + 1) >> 1
+    x = 1515870810 + srdhm(half_denominator, -1010580540)
+    for _ in range(3):
+        one_minus_half_denominator_times_x = (1 << 29) - srdhm(half_denominator, x)
+        x = x + saturating_shift_left(srdhm(x, one_minus_half_denominator_times_x), 2)
+    return saturating_shift_left(x - (1 << 29), 2)
+
+
+def logistic(a: int, integer_bits: int) -> int:
+    """gemmlowp ``logistic`` of a raw Q``integer_bits`` value: 1/2 at 0, ``1 / (1 + exp(-|a|))`` mirrored (Q0.31)."""
+    if a == 0:
+        return 1 << 30
+    positive = one_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(-abs(a), integer_bits))
+    return positive if a > 0 else INT32_MAX - positive
+
+
+def tanh(a: int, integer_bits: int) -> int:
+    """gemmlowp ``tanh`` of a raw Q``integer_bits`` value: ``(1 - exp(-2|a|)) / (1 + exp(-2|a|))`` with the sign of
+    ``a`` (Q0.31); ``exp(-2|a|)`` is exp of the same raw value read with one more integer bit."""
+    if a == 0:
+        return 0
+    t = one_minus_x_over_one_plus_x_for_x_in_0_1(exp_on_negative_values(-abs(a), integer_bits + 1))
+    return -t if a < 0 else t
+
+
+def wrap32(x: int) -> int:
+    """``x`` as C's int32 arithmetic leaves it (two's complement wrap-around)."""
+    return ((x + 2**31) % 2**32) - 2**31
+
+
+def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier (double rounding): ``RDBPOT(SRDHM(x · 2^max(shift, 0), m),
+    max(-shift, 0))``; the left shift wraps as TFLite's int32 does."""
+    return rdbpot(srdhm(wrap32(x * (1 << max(shift, 0))), multiplier), max(-shift, 0))
+
+
+def srdhm16(a: int, b: int) -> int:
+    """gemmlowp's int16 SaturatingRoundingDoublingHighMul: ``a*b / 2^15`` to nearest, ties away from zero."""
+    if a == b == -(2**15):
+        return 2**15 - 1
+    n = a * b + ((1 << 14) if a * b >= 0 else 1 - (1 << 14))
+    return n >> 15 if n >= 0 else -((-n) >> 15)      # C's truncating division by 2^15
+
+
+def saturate16(x: int) -> int:
+    return min(max(x, -(2**15)), 2**15 - 1)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier: ``real = m / 2^31 · 2^shift``, ``m`` in [2^30, 2^31) (0 for 0 or below
+    2^-31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    m = int(math.copysign(math.floor(abs(q) * 2**31 + 0.5), q))
+    if m == 2**31:
+        m, shift = m // 2, shift + 1
+    if shift < -31:
+        return 0, 0
+    return m, shift

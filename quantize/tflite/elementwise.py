@@ -1,0 +1,145 @@
+"""TFLite's int8 elementwise builtins as tables: each function here is TFLM's reference kernel for one input code
+(written out from ``tensorflow/lite/kernels/internal/reference`` and the ``Prepare`` of ``tensorflow/lite/micro/
+kernels``; see docs/sources.md), so evaluating it on all 256 codes gives the exact table the IR's ``lookup`` op
+applies. Scales are float32 and every derived ratio is formed as TFLM forms it (float32 or float64, noted)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .fixedpoint import (logistic, multiply_by_quantized_multiplier, quantize_multiplier, rdbpot, saturate16,
+                         srdhm16, tanh)
+
+F32 = np.float32
+
+
+def _radius_multiplier(input_scale: float, integer_bits: int) -> tuple[int, int, int]:
+    """LOGISTIC / TANH Prepare: ``(multiplier, left_shift, range_radius)`` from ``frexp(s_in · 2^(31 - bits))``."""
+    q, left_shift = math.frexp(float(F32(input_scale)) * (1 << (31 - integer_bits)))
+    multiplier = int(math.floor(q * 2**31 + 0.5))
+    radius = math.floor(((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift))
+    return multiplier, left_shift, radius
+
+
+def logistic_int8(s_in: float, zp_in: int):
+    """reference_integer_ops::Logistic (int8): outside the radius -128 / 127, else gemmlowp logistic in Q4.27,
+    ``RDBPOT(·, 23) - 128`` clamped. The output is read at scale 1/256, zero point -128."""
+    multiplier, shift, radius = _radius_multiplier(s_in, 4)
+
+    def f(q: int) -> int:
+        x = q - zp_in
+        if x <= -radius:
+            return -128
+        if x >= radius:
+            return 127
+        y = rdbpot(logistic(multiply_by_quantized_multiplier(x, multiplier, shift), 4), 23) - 128
+        return min(max(y, -128), 127)
+    return f
+
+
+def tanh_int8(s_in: float, zp_in: int):
+    """reference_integer_ops::Tanh (int8): outside the radius -128 / 127, else gemmlowp tanh in Q4.27,
+    ``RDBPOT(·, 24)`` clamped. The output is read at scale 1/128, zero point 0."""
+    multiplier, shift, radius = _radius_multiplier(s_in, 4)
+
+    def f(q: int) -> int:
+        x = q - zp_in
+        if x <= -radius:
+            return -128
+        if x >= radius:
+            return 127
+        return min(max(rdbpot(tanh(multiply_by_quantized_multiplier(x, multiplier, shift), 4), 24), -128), 127)
+    return f
+
+
+def relu_int8(s_in: float, zp_in: int, s_out: float, zp_out: int, upper: float | None):
+    """ReluQuantized (RELU, RELU_N1_TO_1 with ``upper`` 1 and lower -1 not used here): ``zp_out +
+    MBQM(q - zp_in)`` with the multiplier of ``double(float32(s_in / s_out))``, clamped to ``[zp_out +
+    roundf(0 / s_out), zp_out + roundf(upper / s_out)]`` within int8."""
+    multiplier, shift = quantize_multiplier(float(F32(s_in) / F32(s_out)))
+    lo = max(-128, zp_out + _roundf(F32(0.0) / F32(s_out)))
+    hi = 127 if upper is None else min(127, zp_out + _roundf(F32(upper) / F32(s_out)))
+
+    def f(q: int) -> int:
+        return min(max(zp_out + multiply_by_quantized_multiplier(q - zp_in, multiplier, shift), lo), hi)
+    return f
+
+
+def relu6_int8(s_in: float, zp_in: int):
+    """Relu6Quantized (int8): ``clamp(q, zp_in, zp_in + round(6 / s_in))`` on the input's own codes (TFLM reads
+    no output quantization)."""
+    six = min(max(int(_round_double(F32(6.0) / F32(s_in))) + zp_in, -128), 127)
+
+    def f(q: int) -> int:
+        return min(max(q, zp_in), six)
+    return f
+
+
+def leaky_relu_int8(s_in: float, zp_in: int, s_out: float, zp_out: int, alpha: float):
+    """reference_ops::QuantizeLeakyRelu (int8): ``zp_out + MBQM(x, identity)`` for ``x = q - zp_in >= 0``, else
+    ``zp_out ± MBQM(x, |alpha|)``; multipliers of ``double(float32(s_in · alpha / s_out))`` and
+    ``double(float32(s_in / s_out))``; clamped to int8."""
+    m_alpha, shift_alpha = quantize_multiplier(float(F32(F32(s_in) * F32(alpha)) / F32(s_out)))
+    m_identity, shift_identity = quantize_multiplier(float(F32(s_in) / F32(s_out)))
+    negative = m_alpha < 0
+
+    def f(q: int) -> int:
+        x = q - zp_in
+        if x >= 0:
+            y = zp_out + multiply_by_quantized_multiplier(x, m_identity, shift_identity)
+        else:
+            scaled = multiply_by_quantized_multiplier(x, abs(m_alpha), shift_alpha)
+            y = zp_out + (-scaled if negative else scaled)
+        return min(max(y, -128), 127)
+    return f
+
+
+def hard_swish_int8(s_in: float, zp_in: int, s_out: float, zp_out: int):
+    """reference_ops::HardSwish (int8) with HardSwishPrepare's int16 multipliers: the input at 2^7 times its scale,
+    a "relu-ish" factor in [0, 1] (x rescaled so that 3.0 is 2^15, saturating), multiplied without rounding
+    (SaturatingDoublingHighMul), then rounded down to the output scale; all arithmetic int16 as TFLite's."""
+    hires = F32(F32(1.0 / 128.0) * F32(s_in))
+    out_m32, out_exp = quantize_multiplier(float(F32(hires / F32(s_out))))
+    relu_m32, relu_exp = quantize_multiplier(float(F32(hires / F32(3.0 / 32768.0))))
+    out_m16, relu_m16 = _down_scale_16(out_m32), _down_scale_16(relu_m32)
+    if out_exp > 0:
+        raise ValueError(f"output multiplier exponent {out_exp} > 0 (TFLite requires <= 0)")
+
+    def f(q: int) -> int:
+        x = q - zp_in
+        hires_x = x * (1 << 7)
+        preshift = srdhm16(hires_x, out_m16)
+        reluish = hires_x
+        if relu_exp > 0:
+            reluish = saturate16(reluish * (1 << (relu_exp - 1)))
+        reluish = srdhm16(reluish, relu_m16)
+        if relu_exp > 0:
+            reluish = saturate16(reluish * 2)
+        if relu_exp < 0:
+            reluish = rdbpot(reluish, -relu_exp)
+        reluish = (reluish + (1 << 15)) >> 1
+        product = reluish * preshift
+        preshift_output = product >> 15 if product >= 0 else -((-product) >> 15)   # truncating, no rounding
+        y = rdbpot(preshift_output, -out_exp) + zp_out
+        return min(max(y, -128), 127)
+    return f
+
+
+def _down_scale_16(m32: int) -> int:
+    """DownScaleInt32ToInt16Multiplier: ``(m + 2^15) >> 16``, 32767 at the top."""
+    return 2**15 - 1 if m32 >= 2**31 - 1 - 2**15 else (m32 + (1 << 15)) >> 16
+
+
+def _roundf(v) -> int:
+    """C's roundf of a float32: half away from zero."""
+    return int(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
+
+
+_round_double = _roundf   # round() of the float32 quotient promoted to double: the same value
+
+
+def table(f) -> np.ndarray:
+    """``f`` on every int8 code, -128 first (the ``lookup`` op's table with ``input_min = -128``)."""
+    return np.array([f(q) for q in range(-128, 128)], dtype=np.int8)
