@@ -19,6 +19,7 @@ from intonly.hwsim import simulate
 from intonly.imported import compare_with_tflm
 from intonly.quantize.tflite import import_tflite
 
+OP = tflm.OP
 GRAPHS = 20
 FIRST_SEED = 1000   # the oracle test uses seeds 0..49
 
@@ -68,6 +69,152 @@ def leaky_relu_options(rng):
     return tflm.tfl.LeakyReluOptionsT(alpha=float(np.float32(rng.choice([0.1, 0.2, 0.01, -0.3, 1.5]))))
 
 
+def const_ints(name: str, values) -> "tflm.me.Tensor":
+    data = np.asarray(values, dtype=np.int32)
+    return tflm.me.Tensor(shape=data.shape, dtype=tflm.tfl.TensorType.INT32, name=name, data=data)
+
+
+def random_q(rng):
+    return loguniform(rng, 0.005, 0.2), int(rng.integers(-128, 128))
+
+
+def image_shape(rng, lo=1, hi=7):
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))
+
+
+def mul_graph(rng, seed: int):
+    """MUL of equal shapes, or with a (1, 1, C) gate broadcast over an (H, W, C) image (either operand order)."""
+    shape = image_shape(rng)
+    other = shape if seed % 3 == 0 else (1, 1, shape[-1])
+    a_q, b_q = random_q(rng), random_q(rng)
+    out_q = (float(np.float32(a_q[0] * b_q[0] * rng.uniform(100, 1000))), int(rng.integers(-64, 65)))
+    activation = str(rng.choice(["NONE", "RELU", "RELU6"]))
+    a, b = tflm.act_tensor("a", (1, *shape), *a_q), tflm.act_tensor("b", (1, *other), *b_q)
+    y = tflm.act_tensor("y", (1, *shape), *out_q)
+    first, second = (a, b) if seed % 2 else (b, a)
+    opts = tflm.tfl.MulOptionsT(fusedActivationFunction=tflm.ACTIVATION[activation])
+    data = tflm.single_op_model(OP.MUL, tflm.tfl.BuiltinOptions.MulOptions, opts, [first, second], y, [first, second])
+    xs = {"a": random_inputs(rng, shape), "b": random_inputs(rng, other)}
+    inputs = [xs[first.name], xs[second.name]]
+    return dict(seed=seed, shape=shape, other=other, a_q=a_q, b_q=b_q, out_q=out_q, activation=activation), data, inputs
+
+
+def sub_graph(rng, seed: int):
+    shape = image_shape(rng)
+    a_q, b_q = random_q(rng), random_q(rng)
+    out_q = (float(np.float32(max(a_q[0], b_q[0]) * rng.uniform(0.5, 3.0))), int(rng.integers(-64, 65)))
+    a, b, y = (tflm.act_tensor(n, (1, *shape), *q) for n, q in (("a", a_q), ("b", b_q), ("y", out_q)))
+    activation = str(rng.choice(["NONE", "RELU"]))
+    opts = tflm.tfl.SubOptionsT(fusedActivationFunction=tflm.ACTIVATION[activation])
+    data = tflm.single_op_model(OP.SUB, tflm.tfl.BuiltinOptions.SubOptions, opts, [a, b], y, [a, b])
+    return dict(seed=seed, shape=shape, a_q=a_q, b_q=b_q, out_q=out_q, activation=activation), data, \
+        [random_inputs(rng, shape), random_inputs(rng, shape)]
+
+
+def concatenation_graph(rng, seed: int):
+    axis = int(rng.integers(1, 4))
+    q = random_q(rng)
+    shapes = []
+    for _ in range(int(rng.integers(2, 4))):
+        shape = list(image_shape(rng)) if not shapes else list(shapes[0])
+        shape[axis - 1] = int(rng.integers(1, 5))
+        shapes.append(tuple(shape))
+    out_shape = list(shapes[0])
+    out_shape[axis - 1] = sum(sh[axis - 1] for sh in shapes)
+    xs = [tflm.act_tensor(f"x{i}", (1, *sh), *q) for i, sh in enumerate(shapes)]
+    y = tflm.act_tensor("y", (1, *out_shape), *q)
+    opts = tflm.tfl.ConcatenationOptionsT(axis=axis if seed % 2 else axis - 4)
+    data = tflm.single_op_model(OP.CONCATENATION, tflm.tfl.BuiltinOptions.ConcatenationOptions, opts, xs, y, xs)
+    return dict(seed=seed, shapes=shapes, axis=axis), data, [random_inputs(rng, sh) for sh in shapes]
+
+
+def transpose_graph(rng, seed: int):
+    shape = image_shape(rng)
+    perm = [0] + [int(p) + 1 for p in rng.permutation(3)]
+    q = random_q(rng)
+    x = tflm.act_tensor("x", (1, *shape), *q)
+    y = tflm.act_tensor("y", (1, *(shape[p - 1] for p in perm[1:])), *q)
+    data = tflm.single_op_model(OP.TRANSPOSE, 0, None, [x, const_ints("perm", perm)], y, [x])
+    return dict(seed=seed, shape=shape, perm=perm), data, [random_inputs(rng, shape)]
+
+
+def pad_graph(rng, seed: int):
+    """PAD (output zero point) and PADV2 (a constant) on images."""
+    shape = image_shape(rng)
+    widths = [[0, 0]] + [[int(v) for v in rng.integers(0, 3, 2)] for _ in range(3)]
+    q = random_q(rng)
+    x = tflm.act_tensor("x", (1, *shape), *q)
+    y = tflm.act_tensor("y", (1, *(d + a + b for d, (a, b) in zip(shape, widths[1:]))), *q)
+    ins = [x, const_ints("paddings", widths)]
+    if seed % 2:
+        value = int(rng.integers(-128, 128))
+        ins.append(tflm.me.Tensor(shape=(1,), dtype=tflm.tfl.TensorType.INT8, name="value",
+                                  data=np.array([value], np.int8),
+                                  quantization=tflm.me.Quantization(scales=q[0], zero_points=q[1])))
+    data = tflm.single_op_model(OP.PADV2 if seed % 2 else OP.PAD, 0, None, ins, y, [x])
+    return dict(seed=seed, shape=shape, widths=widths), data, [random_inputs(rng, shape)]
+
+
+def mean_graph(rng, seed: int):
+    """MEAN over (H, W), H, W or (H, W, C) of an image, with and without keep_dims, input/output scales apart."""
+    shape = image_shape(rng, 1, 9)
+    axes = [[1, 2], [2, 1], [1], [2], [1, 2, 3], [-3, -2]][seed % 6]
+    keep = bool(rng.integers(0, 2))
+    in_q, out_q = random_q(rng), random_q(rng)
+    reduced = {a % 4 for a in axes}
+    kept = [1 if i + 1 in reduced else d for i, d in enumerate(shape)]
+    out_shape = kept if keep else [d for i, d in enumerate(shape) if i + 1 not in reduced]
+    x = tflm.act_tensor("x", (1, *shape), *in_q)
+    y = tflm.act_tensor("y", (1, *out_shape), *out_q)
+    opts = tflm.tfl.ReducerOptionsT(keepDims=keep)
+    data = tflm.single_op_model(OP.MEAN, tflm.tfl.BuiltinOptions.ReducerOptions, opts, [x, const_ints("axes", axes)],
+                                y, [x])
+    return dict(seed=seed, shape=shape, axes=axes, keep=keep, in_q=in_q, out_q=out_q), data, \
+        [random_inputs(rng, shape)]
+
+
+def resize_graph(opcode: int):
+    def make(rng, seed: int):
+        h, w, c = image_shape(rng, 1, 6)
+        k = [int(v) for v in rng.integers(1, 4, 2)]
+        size = [h * k[0], w * k[1]] if opcode == OP.RESIZE_NEAREST_NEIGHBOR or seed % 2 else \
+            [int(v) for v in rng.integers(1, 13, 2)]
+        align, half = [(False, False), (False, True), (True, False)][seed % 3]
+        q = random_q(rng)
+        x = tflm.act_tensor("x", (1, h, w, c), *q)
+        y = tflm.act_tensor("y", (1, *size, c), *q)
+        if opcode == OP.RESIZE_BILINEAR:
+            opts, kind = tflm.tfl.ResizeBilinearOptionsT(alignCorners=align, halfPixelCenters=half), \
+                tflm.tfl.BuiltinOptions.ResizeBilinearOptions
+        else:
+            opts, kind = tflm.tfl.ResizeNearestNeighborOptionsT(alignCorners=False, halfPixelCenters=half), \
+                tflm.tfl.BuiltinOptions.ResizeNearestNeighborOptions
+        data = tflm.single_op_model(opcode, kind, opts, [x, const_ints("size", size)], y, [x])
+        return dict(seed=seed, input=(h, w, c), size=size, align=align, half=half), data, \
+            [random_inputs(rng, (h, w, c))]
+    return make
+
+
+def strided_slice_graph(rng, seed: int):
+    shape = image_shape(rng, 2, 8)
+    begin = [0] + [int(rng.integers(0, d)) for d in shape]
+    end = [1] + [int(rng.integers(b + 1, d + 1)) for b, d in zip(begin[1:], shape)]
+    shrink = 1 << 3 if seed % 3 == 0 else 0
+    if shrink:
+        end[3] = begin[3] + 1
+    out = [e - b for b, e in zip(begin[1:], end[1:])]
+    if shrink:
+        out = out[:2]
+    q = random_q(rng)
+    x = tflm.act_tensor("x", (1, *shape), *q)
+    y = tflm.act_tensor("y", (1, *out), *q)
+    opts = tflm.tfl.StridedSliceOptionsT(beginMask=0, endMask=0, shrinkAxisMask=shrink)
+    data = tflm.single_op_model(OP.STRIDED_SLICE, tflm.tfl.BuiltinOptions.StridedSliceOptions, opts,
+                                [x, const_ints("begin", begin), const_ints("end", end),
+                                 const_ints("strides", [1, 1, 1, 1])], y, [x])
+    return dict(seed=seed, shape=shape, begin=begin, end=end, shrink=shrink), data, [random_inputs(rng, shape)]
+
+
 def oracle_graph(op: str):
     def make(rng, seed: int):
         case = MAKERS[op](rng, seed)
@@ -75,14 +222,18 @@ def oracle_graph(op: str):
     return make
 
 
-OP = tflm.OP
 GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_graph, "max_pool2d": max_pool_graph,
                 "logistic": elementwise_graph(OP.LOGISTIC, (1 / 256, -128)),
                 "tanh": elementwise_graph(OP.TANH, (1 / 128, 0)),
                 "relu": elementwise_graph(OP.RELU), "relu6": elementwise_graph(OP.RELU6),
                 "leaky_relu": elementwise_graph(OP.LEAKY_RELU, None, tflm.tfl.BuiltinOptions.LeakyReluOptions,
                                                 leaky_relu_options),
-                "hard_swish": elementwise_graph(OP.HARD_SWISH, out_ratio=(0.05, 4.0)), "quantize": elementwise_graph(OP.QUANTIZE)}
+                "hard_swish": elementwise_graph(OP.HARD_SWISH, out_ratio=(0.05, 4.0)),
+                "quantize": elementwise_graph(OP.QUANTIZE),
+                "mul": mul_graph, "sub": sub_graph, "concatenation": concatenation_graph, "transpose": transpose_graph,
+                "pad": pad_graph, "mean": mean_graph, "resize_bilinear": resize_graph(OP.RESIZE_BILINEAR),
+                "resize_nearest_neighbor": resize_graph(OP.RESIZE_NEAREST_NEIGHBOR),
+                "strided_slice": strided_slice_graph}
 
 
 @pytest.mark.parametrize("op", GRAPH_MAKERS)
@@ -106,3 +257,4 @@ def test_imported_op_equals_tflm_on_every_tensor_and_c_equals_hwsim(op, tmp_path
                  for g, c in zip(graphs, c_outs) if not np.array_equal(c, g[3].int_outputs[0])]
     assert not failures, f"{len(failures)} of {GRAPHS} {op} graphs:\n" + "\n".join(failures)
     assert all(o.tensors == len(g[2]) + 1 for *g, o in graphs)   # inputs and the output compared
+

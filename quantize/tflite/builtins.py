@@ -13,8 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..dyadic import add_multipliers, quantize_multipliers
-from .convert import Builder, Refusal, activation_range, effective_scales, window_padding
+from ..dyadic import add_multipliers, f64, quantize_multipliers
+from .convert import Builder, Refusal, activation_range, effective_scales, round_half_away, window_padding
 from .elementwise import hard_swish_int8, leaky_relu_int8, logistic_int8, relu6_int8, relu_int8, table, tanh_int8
 from .fixedpoint import (exp_on_negative_values, multiply_by_quantized_multiplier, quantize_multiplier,
                          softmax_input_scaling, srdhm)
@@ -121,7 +121,7 @@ def fully_connected(b: Builder, op: Operator) -> None:
     _weighted(b, op, "dense", x, y, w.data, scales, _bias(b, op, n), {})
 
 
-def add(b: Builder, op: Operator) -> None:
+def add(b: Builder, op: Operator, ir_op: str = "add") -> None:
     xa, xb, y = b.activation(op.inputs[0]), b.activation(op.inputs[1]), b.activation(op.outputs[0])
     _int8_only(xa, xb, y)
     if not xa.shape == xb.shape == y.shape:
@@ -129,7 +129,7 @@ def add(b: Builder, op: Operator) -> None:
     multipliers, shifts = add_multipliers(xa.scale, xb.scale, y.scale, ADD_LEFT_SHIFT_INT8,
                                           f"operator {op.index} {op.name}")
     act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
-    b.append("add", [xa.name, xb.name], y, {
+    b.append(ir_op, [xa.name, xb.name], y, {
         "input_zps": [xa.zero_point, xb.zero_point], "left_shift": ADD_LEFT_SHIFT_INT8,
         "multipliers": [int(m) for m in multipliers], "shifts": [int(s) for s in shifts],
         "output_zp": y.zero_point, "act_min": act_min, "act_max": act_max})
@@ -191,6 +191,185 @@ def softmax(b: Builder, op: Operator) -> None:
         if -d >= diff_min:
             table[d] = exp_on_negative_values(srdhm(-d * (1 << left_shift), multiplier), 5)
     b.append("tflite_softmax", [x.name], y, {}, {"exp_table": b.add_constant(y.name + ":exp_table", table)})
+
+def _axis(b: Builder, index: int, axis: int) -> int:
+    """A TFLite axis of tensor ``index`` (negative counts from the end) as an axis of the per-sample shape."""
+    rank = len(b.graph.tensors[index].shape)
+    full = axis + rank if axis < 0 else axis
+    if not 1 <= full < rank:
+        raise Refusal(f"axis {axis} of a rank-{rank} tensor is the batch axis or outside it")
+    return full - 1
+
+
+def _ints(b: Builder, index: int, what: str) -> list[int]:
+    t = b.constant(index, what)
+    if t.type not in ("INT32", "INT64"):
+        raise Refusal(f"{what} {t.label} is {t.type}, expected INT32")
+    return [int(v) for v in t.data.ravel()]
+
+
+def mul(b: Builder, op: Operator) -> None:
+    """reference_integer_ops::Mul: ``zp_out + MBQM((a - za)(b - zb))`` with the multiplier of ``double(s_a) ·
+    double(s_b) / double(s_out)``, clamped to the fused activation's range. Equal shapes, or one operand
+    broadcast over the other's leading axes (a per-channel gate)."""
+    xa, xb, y = b.activation(op.inputs[0]), b.activation(op.inputs[1]), b.activation(op.outputs[0])
+    _int8_only(xa, xb, y)
+    if xa.shape != y.shape:
+        xa, xb = xb, xa    # the product is symmetric: the full-size operand first
+    try:
+        from ..ops import infer_shape
+        ok = xa.shape == y.shape and infer_shape("mul", {}, [xa.shape, xb.shape], {}) == y.shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise Refusal(f"operands {list(xa.shape)} x {list(xb.shape)} -> {list(y.shape)}: intonly imports MUL of "
+                      "equal shapes or with one operand broadcast over the other's leading axes")
+    (multiplier,), (shift,) = quantize_multipliers([f64(xa.scale) * f64(xb.scale) / f64(y.scale)],
+                                                   f"operator {op.index} {op.name}")
+    act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
+    b.append("mul", [xa.name, xb.name], y, {"input_zps": [xa.zero_point, xb.zero_point],
+                                            "multiplier": int(multiplier), "shift": int(shift),
+                                            "output_zp": y.zero_point, "act_min": act_min, "act_max": act_max})
+
+
+def sub(b: Builder, op: Operator) -> None:
+    """SUB: ADD's parameters, the rescaled second input subtracted (the ``sub`` op)."""
+    add(b, op, "sub")
+
+
+def concatenation(b: Builder, op: Operator) -> None:
+    ins, y = [b.activation(i) for i in op.inputs], b.activation(op.outputs[0])
+    for x in ins:
+        _same_quantization(x, y)
+    if ACTIVATIONS[op.options.fusedActivationFunction] != "NONE":
+        raise Refusal("a fused activation on CONCATENATION")
+    b.append("concat", [x.name for x in ins], y, {"axis": _axis(b, op.outputs[0], op.options.axis)})
+
+
+def transpose(b: Builder, op: Operator) -> None:
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    perm = _ints(b, op.inputs[1], "the permutation")
+    if not perm or perm[0] != 0 or sorted(perm) != list(range(len(perm))):
+        raise Refusal(f"permutation {perm} moves the batch axis or is not a permutation")
+    b.append("transpose", [x.name], y, {"perm": [p - 1 for p in perm[1:]]})
+
+
+def pad(b: Builder, op: Operator) -> None:
+    """PAD / PADV2: a border of the output zero point (PAD) or of the constant third input (PADV2)."""
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    _same_quantization(x, y)
+    widths = _ints(b, op.inputs[1], "the paddings")
+    if len(widths) != 2 * (len(x.shape) + 1) or widths[:2] != [0, 0] or min(widths) < 0:
+        raise Refusal(f"paddings {widths} pad the batch axis, are negative or do not fit rank {len(x.shape) + 1}")
+    value = y.zero_point
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        c = b.constant(op.inputs[2], "the pad value")
+        if c.type != "INT8" or c.data.size != 1:
+            raise Refusal(f"pad value {c.label} is {c.type} {list(c.data.shape)}, expected one INT8")
+        value = int(c.data.ravel()[0])
+    b.append("pad", [x.name], y, {"pads": widths[2:], "value": value})
+
+
+def mean(b: Builder, op: Operator) -> None:
+    """MEAN over H and/or W (and C) of an NHWC int8 tensor: TFLite's QuantizedMeanOrSum sums ``x - zp_in`` in int32
+    and requantizes with ``m' = (m << k) / N``, ``shift' = shift - k`` (``k = min(floor(log2 N), 32, 31 +
+    shift)``, ``(m, shift)`` of ``double(s_in) / double(s_out)``). That is exactly a convolution with weights 1 over
+    the reduced axes, bias 0 and that per-channel multiplier (then a reshape without ``keep_dims``)."""
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    _int8_only(x, y)
+    if len(x.shape) != 3:
+        raise Refusal(f"MEAN of a {list(x.shape)} tensor (intonly imports it on NHWC images)")
+    axes = sorted({_axis(b, op.inputs[0], a) for a in _ints(b, op.inputs[1], "the axes")})
+    h, w, c = x.shape
+    kh, kw = (h if 0 in axes else 1), (w if 1 in axes else 1)
+    count = kh * kw * (c if 2 in axes else 1)
+    m, shift = quantize_multiplier(f64(x.scale) / f64(y.scale))
+    k = min(count.bit_length() - 1, 32, 31 + shift)
+    m, shift = ((m << k) // count if m >= 0 else -((-m << k) // count)), shift - k
+    if not (0 <= m < 2**31 and 1 <= 31 - shift <= 62):
+        raise Refusal(f"requantization ({m}, {shift}) outside the IR's dyadic range")
+    channels = 1 if 2 in axes else c
+    weight = np.ones((channels, kh, kw, c if 2 in axes else 1), dtype=np.int8)
+    out_shape = (h // kh, w // kw, channels)
+    target = y if out_shape == y.shape else b.intermediate(y, out_shape, ":mean")
+    act_min, act_max = y.qrange()
+    params = {"weight": b.add_constant(y.name + ":ones", weight),
+              "bias": b.add_constant(y.name + ":bias", np.zeros(channels, dtype=np.int32)),
+              "multiplier": b.add_constant(y.name + ":multiplier", np.full(channels, m, dtype=np.int32)),
+              "shift": b.add_constant(y.name + ":shift", np.full(channels, 31 - shift, dtype=np.int32))}
+    b.append("conv2d", [x.name], target, {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1],
+                                          "groups": 1 if 2 in axes else c, "input_zp": x.zero_point,
+                                          "output_zp": y.zero_point, "act_min": act_min, "act_max": act_max}, params)
+    if target is not y:
+        b.append("reshape", [target.name], y, {"shape": list(y.shape)}, step="squeeze")
+
+
+def resize_bilinear(b: Builder, op: Operator) -> None:
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    _int8_only(x, y)
+    _same_quantization(x, y)
+    size = _ints(b, op.inputs[1], "the size")
+    o = op.options
+    b.append("resize_bilinear", [x.name], y, {"size": size, "half_pixel_centers": int(bool(o.halfPixelCenters)),
+                                              "align_corners": int(bool(o.alignCorners))})
+
+
+def resize_nearest_neighbor(b: Builder, op: Operator) -> None:
+    """RESIZE_NEAREST_NEIGHBOR where TFLite's float32 source index equals ``floor(o / k)`` for an integer factor
+    ``k`` on each axis (checked for every output index, emulating GetNearestNeighbor's float32 arithmetic)."""
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    _same_quantization(x, y)
+    o = op.options
+    factors = []
+    for axis, (n_in, n_out) in enumerate(zip(x.shape[:2], y.shape[:2])):
+        k = n_out // n_in
+        source = [_nearest_source(i, n_in, n_out, bool(o.alignCorners), bool(o.halfPixelCenters))
+                  for i in range(n_out)]
+        if n_out % n_in or source != [i // k for i in range(n_out)]:
+            raise Refusal(f"axis {axis}: {n_in} -> {n_out} is not an integer upscaling TFLite maps to "
+                          "floor(o / k)")
+        factors.append(k)
+    b.append("resize_nearest", [x.name], y, {"scale": factors})
+
+
+def _nearest_source(i: int, n_in: int, n_out: int, align_corners: bool, half_pixel_centers: bool) -> int:
+    f32 = np.float32
+    scale = f32(n_in - 1) / f32(n_out - 1) if align_corners and n_out > 1 else f32(n_in) / f32(n_out)
+    v = (f32(i) + f32(0.5 if half_pixel_centers else 0.0)) * scale
+    src = min(round_half_away(float(v)) if align_corners else math.floor(float(v)), n_in - 1)
+    return max(0, src) if half_pixel_centers else src
+
+
+def strided_slice(b: Builder, op: Operator) -> None:
+    """STRIDED_SLICE with unit strides and no ellipsis / new-axis masks: one ``slice`` per cut axis, then a
+    reshape for the shrunk axes."""
+    x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    _same_quantization(x, y)
+    begin, end, strides = (_ints(b, i, w) for i, w in zip(op.inputs[1:], ("the begin", "the end", "the strides")))
+    o = op.options
+    rank = len(x.shape) + 1
+    if any(s != 1 for s in strides) or o.ellipsisMask or o.newAxisMask or len(begin) != rank:
+        raise Refusal(f"strides {strides}, ellipsis/new-axis masks {o.ellipsisMask}/{o.newAxisMask}: intonly "
+                      "imports unit-stride slices")
+    current = x
+    for axis in range(1, rank):
+        n = x.shape[axis - 1]
+        start = 0 if o.beginMask >> axis & 1 else begin[axis] + (n if begin[axis] < 0 else 0)
+        stop = n if o.endMask >> axis & 1 else end[axis] + (n if end[axis] < 0 else 0)
+        if o.shrinkAxisMask >> axis & 1:
+            stop = start + 1
+        start, stop = max(0, min(start, n)), max(0, min(stop, n))
+        if (start, stop) == (0, n):
+            continue
+        shape = tuple(stop - start if i == axis - 1 else d for i, d in enumerate(current.shape))
+        nxt = b.intermediate(y, shape, f":slice{axis}")
+        b.append("slice", [current.name], nxt, {"axis": axis - 1, "start": start, "stop": stop}, step=f"axis{axis}")
+        current = nxt
+    if current is x or current.shape != y.shape:
+        b.append("reshape", [current.name], y, {"shape": list(y.shape)}, step="shape")
+    else:
+        b.nodes[-1].outputs = [y.name]
+        del b.tensors[current.name]
 
 
 def _lookup(b: Builder, op: Operator, f) -> None:
@@ -279,4 +458,14 @@ CONVERTERS = {
     "LEAKY_RELU": Builtin(leaky_relu, (1, 1), "LeakyReluOptionsT"),
     "HARD_SWISH": Builtin(hard_swish, (1, 1), None),
     "QUANTIZE": Builtin(quantize, (1, 1), None),
+    "MUL": Builtin(mul, (2, 2), "MulOptionsT"),
+    "SUB": Builtin(sub, (2, 2), "SubOptionsT"),
+    "CONCATENATION": Builtin(concatenation, (1, 1 << 16), "ConcatenationOptionsT"),
+    "TRANSPOSE": Builtin(transpose, (2, 2), None),
+    "PAD": Builtin(pad, (2, 2), None),
+    "PADV2": Builtin(pad, (3, 3), None),
+    "MEAN": Builtin(mean, (2, 2), "ReducerOptionsT"),
+    "RESIZE_BILINEAR": Builtin(resize_bilinear, (2, 2), "ResizeBilinearOptionsT"),
+    "RESIZE_NEAREST_NEIGHBOR": Builtin(resize_nearest_neighbor, (2, 2), "ResizeNearestNeighborOptionsT"),
+    "STRIDED_SLICE": Builtin(strided_slice, (4, 4), "StridedSliceOptionsT"),
 }

@@ -1,0 +1,5 @@
+from . import add
+
+
+def calls(model, node):
+    return add.calls(model, node, sign=-1)
