@@ -50,27 +50,34 @@ class OracleCompare:
                 "bit_exact": self.bit_exact, "mismatched_elements": {k: v for k, v in self.mismatched.items() if v}}
 
 
-def compare_with_tflm(path, tensor_names: dict[int, str], int_inputs: list[np.ndarray], values: dict) -> OracleCompare:
-    """Run the TFLM interpreter on each sample of ``int_inputs`` (one batch-first array per model input, in the
-    subgraph's input order) with every tensor preserved, and compare each TFLite tensor in ``tensor_names`` with
-    hwsim's ``values`` (batch first)."""
+def compare_with_tflm(path, imported, int_inputs: list[np.ndarray], values: dict) -> OracleCompare:
+    """Run the TFLM interpreter on each sample of ``int_inputs`` (one batch-first integer array per model input, in
+    the subgraph's input order; a float input gets ``scale · (q - zero_point)`` in float32, which TFLite's QUANTIZE
+    maps back to ``q``) with every tensor preserved, and compare each TFLite tensor of ``imported.tensor_names``
+    with hwsim's ``values`` (batch first)."""
     from tflite_micro import runtime
 
+    names = imported.tensor_names
     # With every tensor preserved nothing shares arena memory: room for all of them twice over, plus TFLM's own
     # bookkeeping (a too small arena crashes the interpreter instead of failing cleanly).
-    arena = (1 << 20) + 2 * sum(values[name][0].nbytes for name in tensor_names.values())
+    arena = (1 << 20) + 2 * sum(values[name][0].nbytes for name in names.values())
     interp = runtime.Interpreter.from_file(str(path), arena_size=arena,
                                            intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors)
-    mismatched = dict.fromkeys(tensor_names.values(), 0)
+    model = imported.model
+    feeds = []
+    for batch, node, is_float in zip(int_inputs, (n for n in model.nodes if n.op == "quantize"), imported.float_inputs):
+        t = model.tensors[node.outputs[0]]
+        feeds.append((batch.astype(np.float32) - np.float32(t.zero_point)) * np.float32(t.scale) if is_float else batch)
+    mismatched = dict.fromkeys(names.values(), 0)
     elements = 0
     samples = len(int_inputs[0])
     for i in range(samples):
-        for k, batch in enumerate(int_inputs):
+        for k, batch in enumerate(feeds):
             interp.set_input(np.ascontiguousarray(batch[i])[None], k)
         interp.invoke()
-        for index, name in tensor_names.items():
+        for index, name in names.items():
             ours = values[name][i]
             theirs = np.asarray(interp.GetTensor(index, 0)["tensor_data"]).reshape(ours.shape)
             mismatched[name] += int(np.count_nonzero(theirs != ours))
             elements += ours.size
-    return OracleCompare("tflite-micro", samples, len(tensor_names), elements, mismatched)
+    return OracleCompare("tflite-micro", samples, len(names), elements, mismatched)

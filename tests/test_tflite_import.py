@@ -47,7 +47,7 @@ def test_every_tensor_equals_tflm_on_100_random_inputs(name):
     assert sum(model.node_macs(n) for n in model.nodes) == MACS[name]
     x = random_codes(model, 100, seed=MODELS.index(name))
     sim = simulate(model, x, quantized=True, keep_values=True)
-    oracle = compare_with_tflm(path, imported.tensor_names, x, sim.values)
+    oracle = compare_with_tflm(path, imported, x, sim.values)
     assert oracle.samples == 101 and oracle.tensors == len(imported.tensor_names) >= 11
     assert oracle.mismatched == dict.fromkeys(imported.tensor_names.values(), 0)
     reference = simulate(model, [a[:8] for a in x], quantized=True, fast=False)  # the scalar kernels agree too
@@ -225,3 +225,24 @@ def test_every_unsupported_builtin_is_listed_at_once_with_index_and_tensor_names
     assert [where for where, _ in e.value.ops] == ["operator 9 L2_POOL_2D", "operator 12 LOG_SOFTMAX"]
     assert e.value.ops[1][1] == ("builtin not supported (inputs 'functional_1/dense/BiasAdd' -> outputs "
                                  "'Identity')")
+
+
+def test_a_mobilenet_v3_block_with_float_input_and_output_is_bit_exact(tmp_path):
+    """hard-swish, squeeze-excite (MEAN, LOGISTIC gate, broadcast MUL), residual ADD, SOFTMAX, and the float
+    boundary (QUANTIZE in, DEQUANTIZE out) as TFLite converters leave it."""
+    from tflite_graphs import mobilenet_v3_block
+
+    path = tmp_path / "mbv3.tflite"
+    path.write_bytes(mobilenet_v3_block(seed=5))
+    imported = import_tflite(path)
+    assert imported.float_inputs == [True]
+    ops = [n.op for n in imported.model.nodes]
+    assert ops.count("lookup") == 3 and "mul" in ops and "tflite_softmax" in ops and ops[0] == "quantize"
+    x = random_codes(imported.model, 60, seed=11)
+    sim = simulate(imported.model, x, quantized=True, keep_values=True)
+    oracle = compare_with_tflm(path, imported, x, sim.values)
+    assert oracle.bit_exact, oracle.mismatched
+    assert oracle.tensors == len(imported.tensor_names) == 15   # every integer tensor, QUANTIZE's output first
+    _, (host,) = build_and_run(imported.model, tmp_path / "c", x)
+    np.testing.assert_array_equal(host, sim.int_outputs[0])
+    assert len(np.unique(sim.int_outputs[0])) > 20    # the probabilities are not saturated

@@ -246,7 +246,7 @@ def test_imported_op_equals_tflm_on_every_tensor_and_c_equals_hwsim(op, tmp_path
         path.write_bytes(data)
         imported = import_tflite(path)
         sim = simulate(imported.model, inputs, quantized=True, keep_values=True)
-        oracle = compare_with_tflm(path, imported.tensor_names, inputs, sim.values)
+        oracle = compare_with_tflm(path, imported, inputs, sim.values)
         graphs.append((params, imported.model, inputs, sim, oracle))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         c_outs = list(pool.map(lambda k: build_and_run(graphs[k][1], tmp_path / f"c{k}", graphs[k][2])[1][0],

@@ -74,7 +74,7 @@ def run_imported_job(args, console: Console) -> dict:
             steps["simulate_s"] = time.perf_counter() - t0
         with console.status("running the TFLM interpreter with every tensor preserved"):
             t0 = time.perf_counter()
-            oracle = compare_with_tflm(source, imported.tensor_names, int_inputs, sim.values)
+            oracle = compare_with_tflm(source, imported, int_inputs, sim.values)
             steps["tflm_s"] = time.perf_counter() - t0
         with console.status("generating, compiling and running C on the host"):
             t0 = time.perf_counter()
@@ -124,7 +124,7 @@ def compare_imported_job(args, console: Console) -> dict:
     imported = import_tflite(args.model)
     int_inputs = integer_inputs(imported.model, args.data)
     sim = api.simulate(imported.model, int_inputs, quantized=True, keep_values=True, batch_size=SIMULATION_BATCH)
-    oracle = compare_with_tflm(args.model, imported.tensor_names, int_inputs, sim.values)
+    oracle = compare_with_tflm(args.model, imported, int_inputs, sim.values)
     table = Table(title=text(f"hwsim vs TFLM per tensor: {imported.model.name} ({oracle.samples} samples)"))
     for col in ("tensor", "elements", "differing"):
         table.add_column(col, justify="left" if col == "tensor" else "right")

@@ -32,10 +32,12 @@ class Refusal(Exception):
 
 @dataclass
 class TFLiteImport:
-    """The imported model and, for every TFLite tensor index that became an IR tensor, its IR name."""
+    """The imported model; for every TFLite tensor index that became an IR tensor, its IR name; and per graph input
+    whether the TFLite model takes it as float (quantized by a QUANTIZE at its input scale) rather than integer."""
 
     model: IntModel
     tensor_names: dict[int, str]
+    float_inputs: list[bool]
 
 
 class Builder:
@@ -107,14 +109,37 @@ class Builder:
         return info
 
 
+def boundary_operators(graph: TFLiteGraph) -> tuple[dict[int, int], dict[int, int], set[int]]:
+    """The float boundary TFLite converters leave when a model keeps float inputs or outputs: a FLOAT32 graph input
+    read only by a QUANTIZE, a FLOAT32 graph output written by a DEQUANTIZE. Returns ``{float input: its quantized
+    tensor}``, ``{float output: the integer tensor it dequantizes}`` and the indices of those operators; the IR's
+    own quantize / dequantize nodes take their place."""
+    readers: dict[int, list] = {}
+    for op in graph.operators:
+        for i in op.inputs:
+            readers.setdefault(i, []).append(op)
+    inputs, outputs, skipped = {}, {}, set()
+    for index in graph.inputs:
+        ops = readers.get(index, [])
+        if graph.tensors[index].type == "FLOAT32" and len(ops) == 1 and ops[0].name == "QUANTIZE":
+            inputs[index] = ops[0].outputs[0]
+            skipped.add(ops[0].index)
+    for op in graph.operators:
+        if op.name == "DEQUANTIZE" and op.outputs and op.outputs[0] in graph.outputs and op.inputs:
+            outputs[op.outputs[0]] = op.inputs[0]
+            skipped.add(op.index)
+    return inputs, outputs, skipped
+
+
 def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
     from .builtins import CONVERTERS
 
     b = Builder(graph, name)
     refused: list[tuple[str, str]] = []
+    float_inputs, float_outputs, skipped = boundary_operators(graph)
     for index in graph.inputs:
         try:
-            q = b.activation(index)
+            q = b.activation(float_inputs.get(index, index))
         except Refusal as r:
             refused.append((f"graph input {index}", str(r)))
             continue
@@ -123,6 +148,8 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
         b.inputs.append(f.name)
         b.nodes.append(Node(f"quantize:{q.name}", "quantize", [f.name], [q.name], {"perm": []}))
     for op in graph.operators:
+        if op.index in skipped:
+            continue
         b.op = op
         where = f"operator {op.index} {op.name}"
         io = _describe_io(graph, op)
@@ -136,18 +163,24 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
         except Refusal as r:
             refused.append((where, f"{r} ({io})"))
     b.op = None
-    if refused:
-        raise UnsupportedOpError(refused)
     outputs = []
     for index in graph.outputs:
-        q = b.tensors[b.names[index]]
+        source = float_outputs.get(index, index)
+        if source not in b.names:
+            if not refused:
+                refused.append((f"graph output {index}", f"{graph.tensors[index].label} is not an integer tensor "
+                                                         "any imported operator writes"))
+            continue
+        q = b.tensors[b.names[source]]
         f = TensorInfo(b.unique(q.name + ":float"), "float32", q.shape)
         b.tensors[f.name] = f
         outputs.append(f.name)
         b.nodes.append(Node(f"dequantize:{q.name}", "dequantize", [q.name], [f.name], {"perm": []}))
+    if refused:
+        raise UnsupportedOpError(refused)
     model = IntModel(name, "double", b.inputs, outputs, b.tensors, b.nodes, b.constants)
     model.validate(f"{graph.path} (imported)")
-    return TFLiteImport(model, dict(b.names))
+    return TFLiteImport(model, dict(b.names), [index in float_inputs for index in graph.inputs])
 
 
 def check_operator(graph: TFLiteGraph, op: Operator, builtin) -> None:
