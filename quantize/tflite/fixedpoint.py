@@ -22,8 +22,8 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 @register_jitable
 def srdhm(a, b):
-    """SaturatingRoundingDoublingHighMul: ``a*b / 2^31`` rounded to nearest, ties away from zero (the
-    ``nudge`` of gemmlowp), saturating only for ``a = b = -2^31``."""
+    """SaturatingRoundingDoublingHighMul: ``a*b / 2^31`` rounded to nearest, ties toward +inf (gemmlowp's nudge
+    of ``2^30`` or ``1 - 2^30`` before a truncating division), saturating only for ``a = b = -2^31``."""
     if a == INT32_MIN and b == INT32_MIN:
         return INT32_MAX
     ab = a * b
@@ -189,7 +189,7 @@ def multiply_by_quantized_multiplier(x: int, multiplier: int, shift: int) -> int
 
 
 def srdhm16(a: int, b: int) -> int:
-    """gemmlowp's int16 SaturatingRoundingDoublingHighMul: ``a*b / 2^15`` to nearest, ties away from zero."""
+    """gemmlowp's int16 SaturatingRoundingDoublingHighMul: ``a*b / 2^15`` to nearest, ties toward +inf."""
     if a == b == -(2**15):
         return 2**15 - 1
     n = a * b + ((1 << 14) if a * b >= 0 else 1 - (1 << 14))
