@@ -10,6 +10,9 @@ since ``|acc * b| < 2**62``):
   RDBPOT rounds ties away from zero. This is TFLM / CMSIS-NN / gemmlowp's default.
   ``sat32`` saturates the left-shifted accumulator to int32; TFLM leaves that case undefined.
 * ``half_even`` (2): ``acc*b / 2**c`` rounded to nearest, ties to even (what ``torch.round`` gives).
+* TFLite 16x8 (3, not a model rounding mode: the requant of conv2d/dense layers with an int64 bias, any model
+  mode): ``(acc*rm + 2**(c-17)) >> (c-16)`` with the 16-bit ``rm = b < 0x7FFF0000 ? (b + 2**15) >> 16 : 0x7FFF``,
+  for an int64 ``acc`` below 2**47 and ``c >= 24`` (quantize/ops/_weighted.py).
 
 ``>>`` is an arithmetic (flooring) shift throughout.
 """
@@ -20,6 +23,7 @@ from numba import njit
 from intonly.quantize.names import ROUNDING_IDS
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+REQUANT_16X8 = 3   # requant() mode of TFLite's 16x8 layers (conv2d/dense with an int64 bias)
 
 
 def rounding_id(name: str) -> int:
@@ -50,6 +54,9 @@ def requant(acc, b, c, mode):
     b = np.int64(b)
     if mode == 0:
         return (acc * b + (np.int64(1) << (c - 1))) >> c
+    if mode == REQUANT_16X8:
+        rm = (b + 32768) >> 16 if b < 0x7FFF0000 else np.int64(0x7FFF)
+        return (acc * rm + (np.int64(1) << (c - 17))) >> (c - 16)
     if mode == 2:
         p = acc * b
         q = p >> c

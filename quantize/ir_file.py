@@ -31,7 +31,7 @@ import numpy as np
 
 from .bounded_read import (NPY_MAX_HEADER, Limits, open_archive, over_limit, parse_json, parse_npy, read_member)
 from .errors import ModelFileError
-from .names import INT_DTYPES
+from .names import CONSTANT_DTYPES
 from .ops import MAX_RANK
 
 FORMAT_VERSION = 1
@@ -180,8 +180,8 @@ class _Document:
             at = f"constants[{name!r}]"
             self.name(name, at)
             self.record(meta, at, CONSTANT_FIELDS, tuple(CONSTANT_FIELDS))
-            if meta["dtype"] not in INT_DTYPES:
-                self.fail(f"{at}.dtype", f"{meta['dtype']!r} is not one of {', '.join(INT_DTYPES)}")
+            if meta["dtype"] not in CONSTANT_DTYPES:
+                self.fail(f"{at}.dtype", f"{meta['dtype']!r} is not one of {', '.join(CONSTANT_DTYPES)}")
             self.shape(meta["shape"], f"{at}.shape", minimum=0, limit=None)  # constant_bytes bounds them
             if meta["file"] in files:
                 self.fail(f"{at}.file", f"{meta['file']!r} is also the file of constant {files[meta['file']]!r}")

@@ -6,7 +6,9 @@ the mean output error of its rounded weights on the calibration data (quantize/b
 Bias: int32 ``rint(b / (s_in*s_w[c]))``, at most ``BIAS_LIMIT`` = 2^30 in magnitude:
 a channel whose bias would exceed it gets ``s_w[c] = |b| / (s_in * 2^30)`` instead (its weights are at least
 2^30 / 127 times smaller than ``b / s_in``, a channel BatchNorm folding left "dead"; its output stays exact to
-the bias' rounding, its weights become coarser or 0).
+the bias' rounding, its weights become coarser or 0). With ``rounding="double"`` (TFLM's), a layer with an int16
+input and int8 weights takes TFLite's 16x8 form: the same bias stored as int64, an int64 accumulator and TFLite's
+16x8 requantization (quantize/ops/_weighted.py).
 Activations: per tensor, range from the configured observer, qparams from
 :func:`quantize.observers.choose_qparams`. Requant multipliers: ``s_in*s_w[c]/s_out`` via
 :func:`quantize.dyadic.quantize_multiplier`. ReLU / ReLU6 / Hardtanh that directly follow a conv,
@@ -36,9 +38,10 @@ from .data_checks import checked_batch
 from .dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from .errors import DataError, IntonlyError, QuantizationError, UnsupportedOpError
 from .bias_correction import InputMeans, corrected_bias
-from .bounds import node_bounds, row_abs_sums, span, weighted_bound
+from .bounds import node_bounds, row_abs_sums, span
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .ops import infer_shape
+from .ops._weighted import MIN_SHIFT_16X8, accumulator_bounds
 from .ops.interp_lookup import SEGMENT_SHIFT, TABLE_MARGIN, interpolate
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
@@ -259,13 +262,18 @@ class _Lowering(TransformerRules):
         if op == "conv2d":
             attrs.update(stride=pair(mod.stride), padding=conv_padding(mod), dilation=pair(mod.dilation),
                          groups=int(mod.groups))
+        # TFLite's 16x8 form (quantize/ops/_weighted.py) where the config's rounding is TFLM's: an int64 bias, the
+        # int64 accumulator and the 16x8 requant that TFLM's and CMSIS-NN's int16 x int8 kernels use
+        tflite_16x8 = self.cfg.rounding == "double" and x.dtype == "int16" and qw.dtype == np.int8 and \
+            int(shift.min(initial=MIN_SHIFT_16X8)) >= MIN_SHIFT_16X8
         params = {role: self.add_constant(f"{path}.{role}", arr) for role, arr in
-                  (("weight", qw), ("bias", qb.astype(np.int32)), ("multiplier", mult), ("shift", shift))}
+                  (("weight", qw), ("bias", qb.astype(np.int64 if tflite_16x8 else np.int32)), ("multiplier", mult),
+                   ("shift", shift))}
         ir_node = self.emit(path, op, [x.name], out.name, attrs, params)
-        bound = weighted_bound(self.model, ir_node)
-        if bound > 2**31 - 1:
-            raise QuantizationError(f"{path}: the int32 accumulator can overflow (|acc| <= {bound}); "
-                                    f"lower weight_bits/act_bits")
+        for b in accumulator_bounds(self.model, ir_node):
+            if not b.holds:
+                raise QuantizationError(f"{path}: the {b.what} can overflow (|acc| <= {b.value}); lower "
+                                        "weight_bits/act_bits")
         return ir_node
 
     def conv1d(self, node: fx.Node):

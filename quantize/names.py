@@ -12,6 +12,7 @@ DEFAULT_ROUNDING = "half_up"
 
 # Integer tensor dtypes, and the ones an activation may have (its ``bits`` <= 16 are stored in the narrowest).
 INT_DTYPES = ("int8", "int16", "int32")
+CONSTANT_DTYPES = INT_DTYPES + ("int64",)  # int64: the bias of a TFLite 16x8 layer (quantize/ops/_weighted.py)
 ACT_DTYPES = ("int8", "int16")
 WEIGHT_DTYPES = ("int8", "int16")  # weights and embedding tables: int8, or int16 above 8 bits
 DTYPE_RANGE = {"int8": (-128, 127), "int16": (-32768, 32767), "int32": (-2**31, 2**31 - 1)}

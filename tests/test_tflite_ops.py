@@ -215,6 +215,95 @@ def strided_slice_graph(rng, seed: int):
     return dict(seed=seed, shape=shape, begin=begin, end=end, shrink=shrink), data, [random_inputs(rng, shape)]
 
 
+INT16 = tflm.tfl.TensorType.INT16
+
+
+def random_int16(rng, shape) -> np.ndarray:
+    """SAMPLES uniform int16 samples and one of only the extremes."""
+    xs = rng.integers(-32768, 32768, (4, *shape))
+    return np.concatenate([xs, rng.choice(np.array([-32768, 32767]), (1, *shape))]).astype(np.int16)
+
+
+def weighted_16x8_graph(kind: str):
+    """CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED in TFLite's 16x8 mode: int16 activations (zero point 0),
+    int8 per-channel weights, an int64 bias (an int32 one at every third seed for CONV_2D and FULLY_CONNECTED, which
+    TFLM then accumulates in int32); output scales that use the int16 range, sometimes saturating."""
+    def make(rng, seed: int):
+        s_in = loguniform(rng, 1e-4, 1e-2)
+        padding = str(rng.choice(["SAME", "VALID"]))
+        if kind == "fully_connected":
+            k, oc = int(rng.integers(1, 200)), int(rng.integers(1, 17))
+            in_shape, fan_in = (k,), k
+        else:
+            h, w, kh, kw, stride, dilation = window_geometry(rng, 10, True, padding)
+            ic = int(rng.integers(1, 9))
+            oc = ic * int(rng.integers(1, 3)) if kind == "depthwise" else int(rng.integers(1, 9))
+            in_shape, fan_in = (h, w, ic), kh * kw * (1 if kind == "depthwise" else ic)
+        w_scales = [loguniform(rng, 0.002, 0.02) for _ in range(oc)]
+        s_out = float(np.float32(s_in * np.mean(w_scales) * 18918 * 74 * np.sqrt(fan_in) * 3 / 32767 *
+                                 rng.uniform(0.3, 2)))
+        wide = kind == "depthwise" or seed % 3 != 0
+        bias = rng.integers(-2**20, 2**20, oc).astype(np.int64 if wide else np.int32)
+        x = tflm.act_tensor("x", (1, *in_shape), s_in, 0, INT16)
+        activation = str(rng.choice(["NONE", "RELU"]))
+        act = tflm.ACTIVATION[activation]
+        if kind == "fully_connected":
+            weight = rng.integers(-127, 128, (oc, k)).astype(np.int8)
+            y = tflm.act_tensor("y", (1, oc), s_out, 0, INT16)
+            ins = [x, tflm.weight_tensor("w", weight, w_scales, 0), tflm.bias_tensor("b", bias, s_in, w_scales)]
+            opts, okind, code = tflm.tfl.FullyConnectedOptionsT(fusedActivationFunction=act), \
+                tflm.tfl.BuiltinOptions.FullyConnectedOptions, OP.FULLY_CONNECTED
+        else:
+            oh, ow = out_size(h, kh, stride[0], dilation[0], padding), out_size(w, kw, stride[1], dilation[1], padding)
+            y = tflm.act_tensor("y", (1, oh, ow, oc), s_out, 0, INT16)
+            common = dict(padding=tflm.PADDING[padding], strideH=stride[0], strideW=stride[1],
+                          dilationHFactor=dilation[0], dilationWFactor=dilation[1], fusedActivationFunction=act)
+            if kind == "depthwise":
+                weight = rng.integers(-127, 128, (1, kh, kw, oc)).astype(np.int8)
+                wt = tflm.weight_tensor("w", weight, w_scales, 3)
+                opts, okind, code = tflm.tfl.DepthwiseConv2DOptionsT(depthMultiplier=oc // ic, **common), \
+                    tflm.tfl.BuiltinOptions.DepthwiseConv2DOptions, OP.DEPTHWISE_CONV_2D
+            else:
+                weight = rng.integers(-127, 128, (oc, kh, kw, ic)).astype(np.int8)
+                wt = tflm.weight_tensor("w", weight, w_scales, 0)
+                opts, okind, code = tflm.tfl.Conv2DOptionsT(**common), tflm.tfl.BuiltinOptions.Conv2DOptions, \
+                    OP.CONV_2D
+            ins = [x, wt, tflm.bias_tensor("b", bias, s_in, w_scales)]
+        params = dict(seed=seed, kind=kind, input=in_shape, oc=oc, bias=str(bias.dtype), activation=activation,
+                      s_in=s_in, s_out=s_out)
+        return params, tflm.single_op_model(code, okind, opts, ins, y, [x]), [random_int16(rng, in_shape)]
+    return make
+
+
+def add_16_graph(rng, seed: int):
+    """ADD of int16 tensors (general scales: left shift 15)."""
+    shape = image_shape(rng)
+    a_q, b_q = (loguniform(rng, 1e-4, 1e-2), 0), (loguniform(rng, 1e-4, 1e-2), 0)
+    out_q = (float(np.float32(max(a_q[0], b_q[0]) * rng.uniform(0.7, 3))), 0)
+    a, b, y = (tflm.act_tensor(n, (1, *shape), *q, INT16) for n, q in (("a", a_q), ("b", b_q), ("y", out_q)))
+    opts = tflm.tfl.AddOptionsT(fusedActivationFunction=tflm.ACTIVATION["NONE"], potScaleInt16=False)
+    data = tflm.single_op_model(OP.ADD, tflm.tfl.BuiltinOptions.AddOptions, opts, [a, b], y, [a, b])
+    return dict(seed=seed, shape=shape, a_q=a_q, b_q=b_q, out_q=out_q), data, \
+        [random_int16(rng, shape), random_int16(rng, shape)]
+
+
+def pool_16_graph(opcode: int):
+    def make(rng, seed: int):
+        padding = "SAME" if seed % 2 == 0 else "VALID"
+        h, w, kh, kw, stride, _ = window_geometry(rng, 12, False, padding)
+        c = int(rng.integers(1, 9))
+        q = (loguniform(rng, 1e-4, 1e-2), 0)
+        oh, ow = out_size(h, kh, stride[0], 1, padding), out_size(w, kw, stride[1], 1, padding)
+        x = tflm.act_tensor("x", (1, h, w, c), *q, INT16)
+        y = tflm.act_tensor("y", (1, oh, ow, c), *q, INT16)
+        opts = tflm.tfl.Pool2DOptionsT(padding=tflm.PADDING[padding], strideH=stride[0], strideW=stride[1],
+                                       filterHeight=kh, filterWidth=kw, fusedActivationFunction=tflm.ACTIVATION["RELU"])
+        data = tflm.single_op_model(opcode, tflm.tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
+        return dict(seed=seed, input=(h, w, c), kernel=(kh, kw), stride=stride, padding=padding), data, \
+            [random_int16(rng, (h, w, c))]
+    return make
+
+
 def oracle_graph(op: str):
     def make(rng, seed: int):
         case = MAKERS[op](rng, seed)
@@ -233,7 +322,11 @@ GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_gr
                 "mul": mul_graph, "sub": sub_graph, "concatenation": concatenation_graph, "transpose": transpose_graph,
                 "pad": pad_graph, "mean": mean_graph, "resize_bilinear": resize_graph(OP.RESIZE_BILINEAR),
                 "resize_nearest_neighbor": resize_graph(OP.RESIZE_NEAREST_NEIGHBOR),
-                "strided_slice": strided_slice_graph}
+                "strided_slice": strided_slice_graph,
+                "conv2d_16x8": weighted_16x8_graph("conv2d"), "depthwise_conv2d_16x8": weighted_16x8_graph("depthwise"),
+                "fully_connected_16x8": weighted_16x8_graph("fully_connected"), "add_16x8": add_16_graph,
+                "average_pool2d_16x8": pool_16_graph(OP.AVERAGE_POOL_2D),
+                "max_pool2d_16x8": pool_16_graph(OP.MAX_POOL_2D)}
 
 
 @pytest.mark.parametrize("op", GRAPH_MAKERS)

@@ -18,9 +18,9 @@ ACTIVATION = {"NONE": tfl.ActivationFunctionType.NONE, "RELU": tfl.ActivationFun
               "RELU6": tfl.ActivationFunctionType.RELU6}
 
 
-def act_tensor(name: str, shape, scale: float, zero_point: int) -> me.Tensor:
-    """An int8 activation tensor with per-tensor quantization."""
-    return me.Tensor(shape=tuple(shape), dtype=tfl.TensorType.INT8, name=name,
+def act_tensor(name: str, shape, scale: float, zero_point: int, dtype: int = tfl.TensorType.INT8) -> me.Tensor:
+    """An int8 (or ``dtype``) activation tensor with per-tensor quantization."""
+    return me.Tensor(shape=tuple(shape), dtype=dtype, name=name,
                      quantization=me.Quantization(scales=float(np.float32(scale)), zero_points=int(zero_point)))
 
 
@@ -32,10 +32,12 @@ def weight_tensor(name: str, data: np.ndarray, scales, axis: int) -> me.Tensor:
 
 
 def bias_tensor(name: str, data: np.ndarray, input_scale: float, weight_scales) -> me.Tensor:
-    """A constant int32 bias with scale ``s_in * s_w[c]`` (per channel when the weights are)."""
+    """A constant int32 bias (int64 when ``data`` is) with scale ``s_in * s_w[c]`` (per channel when the weights
+    are)."""
     scales = [float(np.float32(input_scale) * np.float32(s)) for s in np.asarray(weight_scales).ravel()]
-    return me.Tensor(shape=data.shape, dtype=tfl.TensorType.INT32, name=name,
-                     data=np.ascontiguousarray(data, np.int32),
+    wide = data.dtype == np.int64
+    return me.Tensor(shape=data.shape, dtype=tfl.TensorType.INT64 if wide else tfl.TensorType.INT32, name=name,
+                     data=np.ascontiguousarray(data, np.int64 if wide else np.int32),
                      quantization=me.Quantization(scales=scales, zero_points=[0] * len(scales), axis=0))
 
 

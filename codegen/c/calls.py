@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from intonly.quantize.errors import UnsupportedOpError
 
-C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t"}
-SUFFIX = {"int8": "s8", "int16": "s16", "int32": "s32"}
+C_TYPES = {"int8": "int8_t", "int16": "int16_t", "int32": "int32_t", "int64": "int64_t"}
+SUFFIX = {"int8": "s8", "int16": "s16", "int32": "s32", "int64": "s64"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,13 @@ def tensor(name: str, kind: str, model, tname: str) -> Arg:
 
 def const(name: str, model, cname: str) -> Arg:
     return Arg(name, "const", cname, str(model.constants[cname].dtype))
+
+
+def weighted_dtypes(model, node, x, y) -> tuple[str, ...]:
+    """conv2d/dense kernel types: input, weight, output, and ``int64`` last for a 16x8 layer (its int64 bias picks
+    the int64 accumulator and TFLite's 16x8 requant; quantize/ops/_weighted.py)."""
+    bias = str(model.param(node, "bias").dtype)
+    return (x.dtype, str(model.param(node, "weight").dtype), y.dtype) + (("int64",) if bias == "int64" else ())
 
 
 def ints(**values) -> list[Arg]:

@@ -58,7 +58,10 @@ def environment(family: str) -> jinja2.Environment:
 
 
 def c_int(value: int) -> str:
-    return "(-2147483647 - 1)" if value == -(2**31) else str(int(value))
+    """A C integer literal of ``value``: ``LL`` outside int32 (int64 constants), INT32_MIN spelled without overflow."""
+    if value == -(2**31):
+        return "(-2147483647 - 1)"
+    return str(int(value)) + ("LL" if not -(2**31) <= value < 2**31 else "")
 
 
 def render_kernels(env: jinja2.Environment, calls: list[KernelCall], rounding: str) -> list[dict]:

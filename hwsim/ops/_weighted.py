@@ -4,7 +4,9 @@
 import numpy as np
 from numba import njit, prange
 
-from ..numerics import requant, saturate
+from intonly.quantize.ops._weighted import is_16x8
+
+from ..numerics import REQUANT_16X8, requant, saturate
 
 GEMM_BLOCK_ROWS = 256  # output pixels per task: small blocks stay in cache and balance the threads (measured)
 
@@ -16,6 +18,11 @@ def weighted_params(model, node):
     return (model.param(node, "weight"), *(model.param(node, r).astype(np.int64) for r in ("bias", "multiplier",
                                                                                            "shift")),
             max(abs(lo - zp), abs(hi - zp)))
+
+
+def node_mode(model, node, mode: int) -> int:
+    """The requant mode of a conv2d/dense node: TFLite's 16x8 requant for an int64 bias, else the run's ``mode``."""
+    return REQUANT_16X8 if is_16x8(model, node) else mode
 
 
 def exact_gemm_dtype(weight_2d: np.ndarray, max_abs_x: int):

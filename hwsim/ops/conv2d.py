@@ -3,17 +3,19 @@
 ``acc[oc] = bias[oc] + sum_{ky,kx,i} w[oc,ky,kx,i] * (x[iy,ix,g*ICg+i] - input_zp)`` over in-bounds taps
 (padding contributes 0, i.e. pads with input_zp), with ``iy = oy*sh - pt + ky*dh``; group ``g = oc // (OC/groups)``.
 ``y = clamp(R(acc; multiplier[oc], shift[oc]) + output_zp, act_min, act_max)``.
-The model validator proves |acc| < 2**31, so int32 accumulation never overflows.
+The model validator proves |acc| < 2**31, so int32 accumulation never overflows; a 16x8 layer (int64 bias,
+quantize/ops/_weighted.py) accumulates in int64 (|acc| < 2**47) and requantizes as TFLite's 16x8 kernels.
 """
 
 import numpy as np
 from numba import njit, prange
 
+from intonly.quantize.bounds import weighted_bound
 from intonly.quantize.names import INT8_CONV, INT8_DEPTHWISE, INT32_ELEMENTWISE
 
 from ..numerics import requant, saturate
 from ..work import REQUANT_OPS, elements, valid_taps
-from ._weighted import epilogue_constants, gemm_fast_path, requant_block, weighted_params
+from ._weighted import epilogue_constants, gemm_fast_path, node_mode, requant_block, weighted_params
 
 
 @njit(cache=True)
@@ -88,17 +90,18 @@ def run(model, node, inputs, ctx):
     out_info = model.tensors[node.outputs[0]]
     out = np.empty((x.shape[0],) + tuple(out_info.shape), dtype=out_info.dtype)
     groups = a["groups"]
+    mode = node_mode(model, node, ctx.mode)
     if not ctx.fast:
         events = conv_reference(x, w, bias, mult, shift, *a["stride"], *a["padding"][:2], *a["dilation"], groups,
-                                a["input_zp"], a["output_zp"], a["act_min"], a["act_max"], ctx.mode, out)
-    elif groups > 1 and groups == x.shape[3] and w.shape[3] == 1:
+                                a["input_zp"], a["output_zp"], a["act_min"], a["act_max"], mode, out)
+    elif groups > 1 and groups == x.shape[3] and w.shape[3] == 1 and weighted_bound(model, node) < 2**31:
         rnd, shr, off = epilogue_constants(bias, mult, shift, a["output_zp"])
         wt = np.ascontiguousarray(w[:, :, :, 0].transpose(1, 2, 0), dtype=np.int32)
         events = depthwise_rows(x, wt, bias, mult, shift, *a["stride"], *a["padding"][:2], *a["dilation"],
                                 w.shape[0] // groups, a["input_zp"], a["output_zp"], a["act_min"], a["act_max"],
-                                ctx.mode, rnd, shr, off, out)
-    else:
-        events = gemm_fast_path(x, w, bias, mult, shift, max_abs_x, a, ctx.mode, out, groups)
+                                mode, rnd, shr, off, out)
+    else:   # also a 16x8 depthwise layer whose sums need int64: the float64 GEMM holds them exactly (< 2^47)
+        events = gemm_fast_path(x, w, bias, mult, shift, max_abs_x, a, mode, out, groups)
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
     return out

@@ -11,7 +11,7 @@ from intonly.quantize.names import INT8_DENSE, INT32_ELEMENTWISE
 
 from ..numerics import requant, saturate
 from ..work import REQUANT_OPS, elements
-from ._weighted import GEMM_BLOCK_ROWS, epilogue_constants, exact_gemm_dtype, requant_block, weighted_params
+from ._weighted import GEMM_BLOCK_ROWS, epilogue_constants, exact_gemm_dtype, node_mode, requant_block, weighted_params
 
 
 @njit(cache=True)
@@ -53,16 +53,17 @@ def run(model, node, inputs, ctx):
     x = np.ascontiguousarray(inputs[0]).reshape(-1, w.shape[1])
     out_shape = inputs[0].shape[:-1] + (w.shape[0],)
     out = np.empty((x.shape[0], w.shape[0]), dtype=model.tensors[node.outputs[0]].dtype)
+    mode = node_mode(model, node, ctx.mode)   # TFLite's 16x8 requant for an int64 bias
     if ctx.fast:
         ftype = exact_gemm_dtype(w, max_abs_x)
         xf = x.astype(ftype) - ftype(a["input_zp"])
         events = dense_gemm_blocks(xf, np.ascontiguousarray(w.T, dtype=ftype), bias, mult, shift, a["output_zp"],
-                                   a["act_min"], a["act_max"], ctx.mode,
+                                   a["act_min"], a["act_max"], mode,
                                    *epilogue_constants(bias, mult, shift, a["output_zp"]), out,
                                    max(GEMM_BLOCK_ROWS, -(-len(x) // numba.get_num_threads())))
     else:
         events = dense_reference(x, w, bias, mult, shift, a["input_zp"], a["output_zp"], a["act_min"], a["act_max"],
-                                 ctx.mode, out)
+                                 mode, out)
     ctx.trace.requants = out.size
     ctx.trace.clamp_events = int(events)
     return out.reshape(out_shape)

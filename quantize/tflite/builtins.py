@@ -23,13 +23,22 @@ from .reader import Operator, _enum_names, _schema
 _tfl = _schema()
 PADDINGS = _enum_names(_tfl.Padding)
 ACTIVATIONS = _enum_names(_tfl.ActivationFunctionType)
-ADD_LEFT_SHIFT_INT8 = 20   # TFLM add_common.cc: inputs scaled up by 2^20 before the common rescale
+ADD_LEFT_SHIFT = {8: 20, 16: 15}   # TFLM add_common.cc: inputs scaled up by 2^20 (int8) / 2^15 (int16)
 
 
 def _int8_only(*tensors):
     for t in tensors:
         if t.bits != 8:
-            raise Refusal(f"tensor {t.source!r} is int{t.bits}; only int8 activations are imported so far")
+            raise Refusal(f"tensor {t.source!r} is int{t.bits}; the int16 variant of this builtin is not imported "
+                          "yet")
+
+
+def _same_width(*tensors) -> int:
+    """int8 throughout or int16 throughout (TFLite's 16x8 mode); the common width."""
+    widths = {t.bits for t in tensors}
+    if len(widths) != 1:
+        raise Refusal(f"tensors {[t.source for t in tensors]} mix int8 and int16")
+    return widths.pop()
 
 
 def _weights(b: Builder, index: int, axis: int, channels: int):
@@ -49,14 +58,22 @@ def _weights(b: Builder, index: int, axis: int, channels: int):
     return w, scales
 
 
-def _bias(b: Builder, op: Operator, channels: int) -> np.ndarray:
+def _bias(b: Builder, op: Operator, channels: int, x, wide_only: bool = False) -> np.ndarray:
+    """The bias: INT32 (an int32 accumulator and the model's requant), or INT64 on an int16 input (TFLite's 16x8
+    layer: int64 accumulator, 16x8 requant; quantize/ops/_weighted.py). An omitted bias is zeros of the type
+    ``quantizedBiasType`` (or the input) implies. ``wide_only``: TFLM's int16 kernel reads only an int64 bias."""
     index = op.inputs[2] if len(op.inputs) > 2 else -1
-    if index < 0:
-        return np.zeros(channels, dtype=np.int32)
-    t = b.constant(index, "the bias")
-    if t.type != "INT32" or t.data.shape != (channels,):
-        raise Refusal(f"bias {t.label} is {t.type} {list(t.data.shape)}; expected INT32 [{channels}]")
-    return t.data.astype(np.int32)
+    declared = {_tfl.TensorType.INT32: "INT32", _tfl.TensorType.INT64: "INT64"}.get(
+        getattr(op.options, "quantizedBiasType", 0), "INT64" if x.bits == 16 else "INT32")
+    t = b.constant(index, "the bias") if index >= 0 else None
+    kind = t.type if t is not None else declared
+    allowed = ("INT64",) if wide_only else ("INT32", "INT64") if x.bits == 16 else ("INT32",)
+    shape = t.data.shape if t is not None else (channels,)
+    if kind not in allowed or shape != (channels,):
+        raise Refusal(f"bias {t.label if t is not None else '(omitted)'} is {kind} {list(shape)}; expected "
+                      f"{' or '.join(allowed)} [{channels}] on an int{x.bits} input")
+    dtype = np.int64 if kind == "INT64" else np.int32
+    return np.zeros(channels, dtype=dtype) if t is None else t.data.astype(dtype)
 
 
 def _weighted(b: Builder, op: Operator, ir_op: str, x, y, weight: np.ndarray, w_scales, bias, extra: dict):
@@ -74,7 +91,7 @@ def _weighted(b: Builder, op: Operator, ir_op: str, x, y, weight: np.ndarray, w_
 
 def conv_2d(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
-    _int8_only(x, y)
+    _same_width(x, y)
     o = op.options
     oc = b.constant(op.inputs[1], "the filter").shape[0]
     w, scales = _weights(b, op.inputs[1], 0, oc)
@@ -84,13 +101,13 @@ def conv_2d(b: Builder, op: Operator) -> None:
         raise Refusal(f"filter {list(w.shape)} does not fit the input {list(x.shape)}")
     stride, dilation = [o.strideH, o.strideW], [o.dilationHFactor, o.dilationWFactor]
     padding = window_padding(PADDINGS[o.padding], x.shape[:2], (kh, kw), stride, dilation)
-    _weighted(b, op, "conv2d", x, y, w.data, scales, _bias(b, op, oc),
+    _weighted(b, op, "conv2d", x, y, w.data, scales, _bias(b, op, oc, x),
               {"stride": stride, "padding": padding, "dilation": dilation, "groups": ic // icg})
 
 
 def depthwise_conv_2d(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
-    _int8_only(x, y)
+    _same_width(x, y)
     o = op.options
     oc = b.constant(op.inputs[1], "the filter").shape[-1]
     w, scales = _weights(b, op.inputs[1], 3, oc)
@@ -102,13 +119,13 @@ def depthwise_conv_2d(b: Builder, op: Operator) -> None:
     stride, dilation = [o.strideH, o.strideW], [o.dilationHFactor, o.dilationWFactor]
     padding = window_padding(PADDINGS[o.padding], x.shape[:2], (kh, kw), stride, dilation)
     # [1, KH, KW, IC*dm] -> OHWI [IC*dm, KH, KW, 1]: output channel i*dm + m reads input channel i, as in TFLite
-    _weighted(b, op, "conv2d", x, y, w.data.transpose(3, 1, 2, 0), scales, _bias(b, op, oc),
+    _weighted(b, op, "conv2d", x, y, w.data.transpose(3, 1, 2, 0), scales, _bias(b, op, oc, x, x.bits == 16),
               {"stride": stride, "padding": padding, "dilation": dilation, "groups": ic})
 
 
 def fully_connected(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
-    _int8_only(x, y)
+    _same_width(x, y)
     n, k = b.constant(op.inputs[1], "the weights").shape
     w, scales = _weights(b, op.inputs[1], 0, n)
     if math.prod(x.shape) != k or y.shape != (n,):
@@ -118,19 +135,21 @@ def fully_connected(b: Builder, op: Operator) -> None:
         flat = b.intermediate(x, (k,), ":flat")
         b.append("reshape", [x.name], flat, {"shape": [k]}, step="flatten")
         x = flat
-    _weighted(b, op, "dense", x, y, w.data, scales, _bias(b, op, n), {})
+    _weighted(b, op, "dense", x, y, w.data, scales, _bias(b, op, n, x), {})
 
 
 def add(b: Builder, op: Operator, ir_op: str = "add") -> None:
     xa, xb, y = b.activation(op.inputs[0]), b.activation(op.inputs[1]), b.activation(op.outputs[0])
-    _int8_only(xa, xb, y)
+    left_shift = ADD_LEFT_SHIFT[_same_width(xa, xb, y)]
     if not xa.shape == xb.shape == y.shape:
         raise Refusal(f"operands {list(xa.shape)} and {list(xb.shape)} broadcast; intonly imports ADD of equal shapes")
-    multipliers, shifts = add_multipliers(xa.scale, xb.scale, y.scale, ADD_LEFT_SHIFT_INT8,
-                                          f"operator {op.index} {op.name}")
+    if y.bits == 16 and getattr(op.options, "potScaleInt16", False) and (xa.zero_point, xb.zero_point, y.zero_point) \
+            != (0, 0, 0):
+        raise Refusal("int16 ADD with power-of-two scales and nonzero zero points")
+    multipliers, shifts = add_multipliers(xa.scale, xb.scale, y.scale, left_shift, f"operator {op.index} {op.name}")
     act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
     b.append(ir_op, [xa.name, xb.name], y, {
-        "input_zps": [xa.zero_point, xb.zero_point], "left_shift": ADD_LEFT_SHIFT_INT8,
+        "input_zps": [xa.zero_point, xb.zero_point], "left_shift": left_shift,
         "multipliers": [int(m) for m in multipliers], "shifts": [int(s) for s in shifts],
         "output_zp": y.zero_point, "act_min": act_min, "act_max": act_max})
 
@@ -149,7 +168,7 @@ def _same_quantization(x, y):
 
 def average_pool_2d(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
-    _int8_only(x, y)
+    _same_width(x, y)
     _same_quantization(x, y)
     act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
     b.append("avgpool", [x.name], y, {**_pool_window(x, op.options), "count_include_pad": 0,
@@ -158,7 +177,7 @@ def average_pool_2d(b: Builder, op: Operator) -> None:
 
 def max_pool_2d(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
-    _int8_only(x, y)
+    _same_width(x, y)
     _same_quantization(x, y)
     act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
     if (act_min, act_max) == y.qrange():

@@ -1,4 +1,4 @@
-from ..calls import KernelCall, const, ints, tensor
+from ..calls import KernelCall, const, ints, tensor, weighted_dtypes
 
 
 def calls(model, node):
@@ -14,4 +14,4 @@ def calls(model, node):
                   dw=a["dilation"][1], groups=a["groups"], in_zp=a["input_zp"], out_zp=a["output_zp"],
                   act_min=a["act_min"], act_max=a["act_max"]),
             tensor("y", "out", model, y.name), *ints(oh=y.shape[0], ow=y.shape[1])]
-    return [KernelCall("conv2d", (x.dtype, str(w.dtype), y.dtype), tuple(args))]
+    return [KernelCall("conv2d", weighted_dtypes(model, node, x, y), tuple(args))]

@@ -1,6 +1,6 @@
 import math
 
-from ..calls import KernelCall, const, ints, tensor
+from ..calls import KernelCall, const, ints, tensor, weighted_dtypes
 
 
 def calls(model, node):
@@ -13,4 +13,4 @@ def calls(model, node):
             const("shift", model, node.params["shift"]),
             *ints(in_zp=a["input_zp"], out_zp=a["output_zp"], act_min=a["act_min"], act_max=a["act_max"]),
             tensor("y", "out", model, y.name)]
-    return [KernelCall("dense", (x.dtype, str(w.dtype), y.dtype), tuple(args))]
+    return [KernelCall("dense", weighted_dtypes(model, node, x, y), tuple(args))]
