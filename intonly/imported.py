@@ -81,3 +81,50 @@ def compare_with_tflm(path, imported, int_inputs: list[np.ndarray], values: dict
             mismatched[name] += int(np.count_nonzero(theirs != ours))
             elements += ours.size
     return OracleCompare("tflite-micro", samples, len(names), elements, mismatched)
+
+
+def compare_with_onnxruntime(path, imported, int_inputs: list[np.ndarray], values: dict) -> OracleCompare:
+    """Run ONNX Runtime (default session: its graph optimizations turn QDQ patterns into its integer kernels) on
+    the float inputs ``scale · (q - zero_point)`` (which its QuantizeLinear maps back to ``q``), with every imported
+    integer tensor added as a graph output, and count per tensor the elements where hwsim differs; the largest
+    difference in LSBs is kept in ``max_abs_lsb``."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    known = {o.name for o in model.graph.output}
+    for name in imported.tensor_names:
+        if name not in known:
+            model.graph.output.append(onnx.ValueInfoProto(name=name))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    ir = imported.model
+    feeds = {}
+    for f_name, node in zip(ir.inputs, (n for n in ir.nodes if n.op == "quantize")):
+        t = ir.tensors[node.outputs[0]]
+        batch = int_inputs[len(feeds)].astype(np.float32)
+        perm = node.attrs["perm"]
+        real = (batch - np.float32(t.zero_point)) * np.float32(t.scale)
+        if perm:   # stored HWC -> ONNX's CHW
+            real = real.transpose(0, *(1 + perm.index(k) for k in range(len(perm))))
+        feeds[ir.tensors[f_name].name] = np.ascontiguousarray(real)
+    names = list(imported.tensor_names)
+    mismatched = dict.fromkeys(imported.tensor_names.values(), 0)
+    worst = 0
+    elements = 0
+    samples = len(int_inputs[0])
+    onnx_inputs = [i.name for i in session.get_inputs()]
+    for i in range(samples):
+        results = session.run(names, {k: v[i:i + 1] for k, v in zip(onnx_inputs, feeds.values())})
+        for onnx_name, theirs in zip(names, results):
+            ir_name = imported.tensor_names[onnx_name]
+            ours = values[ir_name][i]
+            theirs = np.asarray(theirs[0], dtype=np.int64) - imported.offsets[ir_name]
+            if theirs.ndim == 3:
+                theirs = theirs.transpose(1, 2, 0)
+            diff = np.abs(theirs.reshape(ours.shape) - ours.astype(np.int64))
+            mismatched[ir_name] += int(np.count_nonzero(diff))
+            worst = max(worst, int(diff.max(initial=0)))
+            elements += ours.size
+    result = OracleCompare("onnxruntime", samples, len(names), elements, mismatched)
+    result.max_abs_lsb = worst
+    return result
