@@ -1,7 +1,8 @@
-"""``intonly run --model FILE.tflite``: import the model, simulate it in hwsim on integer inputs, compare every
-tensor with the format's own runtime (TFLM for .tflite) and the outputs with the generated C on the host, and write
-the output folder (``summary.json``, ``model.intonly``, ``oracle.json``, ``trace.json``, ``int_outputs.npy``,
-``c/``). Exit code 1 when anything differs in any bit."""
+"""``intonly run --model FILE.tflite|FILE.onnx``: import the model, simulate it in hwsim on integer inputs, compare
+every tensor with the format's own runtime (TFLM for .tflite, ONNX Runtime for .onnx) and the outputs with the
+generated C on the host, and write the output folder (``summary.json``, ``model.intonly``, ``oracle.json``,
+``trace.json``, ``int_outputs.npy``, ``c/``). Exit code 1 when the C differs from hwsim in any bit or the runtime
+differs beyond its documented tolerance (0 LSB for TFLM, 1 for ONNX Runtime)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from rich.table import Table
 
 from intonly import api
 from intonly.display import text
-from intonly.imported import compare_with_tflm
+from intonly.imported import TOLERANCE_LSB, compare_with_runtime, import_model
 from intonly.output import default_out, output_folder, write_file
 from intonly.quantize.bounded_read import Limits, load_npz
 from intonly.quantize.errors import DataError
@@ -54,16 +55,17 @@ def integer_inputs(model, data_path: str | None) -> list[np.ndarray]:
     return out
 
 
-def run_imported_job(args, console: Console) -> dict:
-    from intonly.quantize.tflite import import_tflite
+RUNTIME_KEY = {"tflite-micro": "tflm", "onnxruntime": "onnxruntime"}
 
+
+def run_imported_job(args, console: Console) -> dict:
     source = Path(args.model)
     out = Path(args.out) if args.out else default_out(source.stem)
     with output_folder(out, [args.model, args.data], "intonly run") as stage:
         steps = {}
         t0 = time.perf_counter()
         with console.status(f"importing {source.name}"):
-            imported = import_tflite(source)
+            imported = import_model(source)
         model = imported.model
         steps["import_s"] = time.perf_counter() - t0
         int_inputs = integer_inputs(model, args.data)
@@ -72,22 +74,26 @@ def run_imported_job(args, console: Console) -> dict:
             t0 = time.perf_counter()
             sim = api.simulate(model, int_inputs, quantized=True, keep_values=True, batch_size=SIMULATION_BATCH)
             steps["simulate_s"] = time.perf_counter() - t0
-        with console.status("running the TFLM interpreter with every tensor preserved"):
+        with console.status("running the model's own runtime with every tensor kept"):
             t0 = time.perf_counter()
-            oracle = compare_with_tflm(source, imported, int_inputs, sim.values)
-            steps["tflm_s"] = time.perf_counter() - t0
+            oracle = compare_with_runtime(source, imported, int_inputs, sim.values)
+            key = RUNTIME_KEY[oracle.runtime]
+            steps[f"{key}_s"] = time.perf_counter() - t0
         with console.status("generating, compiling and running C on the host"):
             t0 = time.perf_counter()
             _, c_outs = api.build_and_run(model, stage / "c", int_inputs)
             steps["c_host_s"] = time.perf_counter() - t0
         c_mismatches = sum(int(np.count_nonzero(c != s)) for c, s in zip(c_outs, sim.int_outputs))
         summary = {
-            "model": model.name, "source": str(source), "format": "tflite", "samples": int(len(int_inputs[0])),
+            "model": model.name, "source": str(source), "format": source.suffix.lower().lstrip("."),
+            "samples": int(len(int_inputs[0])),
             "inputs": "data" if args.data else f"uniform random codes (seed 0, {RANDOM_SAMPLES} samples)",
             "rounding": model.rounding,
-            "bit_exact": {"tflm": oracle.bit_exact, "c_host": c_mismatches == 0},
-            "tflm_tensors_compared": oracle.tensors, "tflm_elements_compared": oracle.elements,
-            "tflm_mismatched_elements": sum(oracle.mismatched.values()), "c_host_mismatched_elements": c_mismatches,
+            "bit_exact": {key: oracle.bit_exact, "c_host": c_mismatches == 0},
+            "runtime": oracle.runtime, "runtime_tolerance_lsb": TOLERANCE_LSB[oracle.runtime],
+            "runtime_within_tolerance": oracle.within_tolerance, "runtime_max_abs_lsb": oracle.max_abs_lsb,
+            f"{key}_tensors_compared": oracle.tensors, f"{key}_elements_compared": oracle.elements,
+            f"{key}_mismatched_elements": sum(oracle.mismatched.values()), "c_host_mismatched_elements": c_mismatches,
             "clamp_events": int(sum(t.clamp_events for t in sim.trace)),
             "overflow_events": int(sum(t.overflows for t in sim.trace)),
             "macs_per_sample": int(sum(model.node_macs(n) for n in model.nodes)),
@@ -104,12 +110,15 @@ def run_imported_job(args, console: Console) -> dict:
 def _print(s: dict, out: Path, console: Console) -> None:
     table = Table(title=text(f"intonly run: {s['model']} (imported {s['format']}, {s['rounding']} rounding)"),
                   show_header=False)
-    for label, key, count in (("hwsim vs TFLM (every tensor)", "tflm", "tflm_mismatched_elements"),
-                              ("hwsim vs host C (outputs)", "c_host", "c_host_mismatched_elements")):
-        verdict = "[green]identical[/]" if s["bit_exact"][key] else f"[red]DIFFERENT in {s[count]} elements[/]"
+    key = RUNTIME_KEY[s["runtime"]]
+    for label, k in ((f"hwsim vs {s['runtime']} (every tensor)", key), ("hwsim vs host C (outputs)", "c_host")):
+        count = s[f"{k}_mismatched_elements"]
+        verdict = "[green]identical[/]" if s["bit_exact"][k] else \
+            f"[{'yellow' if k != 'c_host' and s['runtime_within_tolerance'] else 'red'}]DIFFERENT in {count} " \
+            f"elements[/] (max {s['runtime_max_abs_lsb'] if k != 'c_host' else '?'} LSB)"
         table.add_row(label, f"{verdict} on all {s['samples']} samples")
-    table.add_row("tensors compared with TFLM", f"{s['tflm_tensors_compared']} ({s['tflm_elements_compared']:,} "
-                                                "elements)")
+    table.add_row(f"tensors compared with {s['runtime']}", f"{s[key + '_tensors_compared']} "
+                                                          f"({s[key + '_elements_compared']:,} elements)")
     table.add_row("MACs per sample", f"{s['macs_per_sample']:,}")
     table.add_row("overflow events", str(s["overflow_events"]))
     table.add_row("output folder", text(out))
@@ -117,15 +126,14 @@ def _print(s: dict, out: Path, console: Console) -> None:
 
 
 def compare_imported_job(args, console: Console) -> dict:
-    """``intonly compare --model FILE.tflite``: every imported tensor, hwsim against the TFLM interpreter on the
-    same integer inputs (``--data`` or random codes); returns the oracle comparison as a dict."""
-    from intonly.quantize.tflite import import_tflite
-
-    imported = import_tflite(args.model)
+    """``intonly compare --model FILE.tflite|FILE.onnx``: every imported tensor, hwsim against the model's own
+    runtime on the same integer inputs (``--data`` or random codes); returns the oracle comparison as a dict."""
+    imported = import_model(args.model)
     int_inputs = integer_inputs(imported.model, args.data)
     sim = api.simulate(imported.model, int_inputs, quantized=True, keep_values=True, batch_size=SIMULATION_BATCH)
-    oracle = compare_with_tflm(args.model, imported, int_inputs, sim.values)
-    table = Table(title=text(f"hwsim vs TFLM per tensor: {imported.model.name} ({oracle.samples} samples)"))
+    oracle = compare_with_runtime(args.model, imported, int_inputs, sim.values)
+    table = Table(title=text(f"hwsim vs {oracle.runtime} per tensor: {imported.model.name} ({oracle.samples} "
+                             "samples)"))
     for col in ("tensor", "elements", "differing"):
         table.add_column(col, justify="left" if col == "tensor" else "right")
     per_sample = {name: int(np.prod(imported.model.tensors[name].shape)) for name in imported.tensor_names.values()}
@@ -133,7 +141,8 @@ def compare_imported_job(args, console: Console) -> dict:
         table.add_row(text(name), f"{per_sample[name] * oracle.samples:,}", f"{oracle.mismatched[name]:,}")
     console.print(table)
     console.print(text("identical bits in every tensor" if oracle.bit_exact else
-                       f"{sum(oracle.mismatched.values()):,} elements differ"))
+                       f"{sum(oracle.mismatched.values()):,} elements differ, by at most {oracle.max_abs_lsb} LSB "
+                       f"(tolerance {TOLERANCE_LSB[oracle.runtime]})"))
     result = oracle.as_dict()
     if args.json:
         write_file(args.json, json.dumps(result, indent=2), [args.model, args.data])
