@@ -5,7 +5,8 @@ Both forms are first reduced to the same quantized operations: a QOperator node 
 an integer ``MaxPool``) is one, and so is a float node whose inputs are all ``DequantizeLinear`` outputs and whose
 output is read by one ``QuantizeLinear`` (the QDQ pattern ``onnxruntime.quantization.quantize_static`` writes). The
 graph's ``QuantizeLinear`` of a float input and ``DequantizeLinear`` of an output become the IR's quantize and
-dequantize nodes. Everything else is collected and refused at once.
+dequantize nodes. Everything else is collected and refused at once (the nodes that read a refused node's result
+are not reported again).
 
 Numerics (docs/import.md#onnx): every rescale is a dyadic requantization of the real ratio of the float32 scales
 (formed in float64), rounded half to even (the model's rounding is ``half_even``); ONNX Runtime's integer kernels
@@ -208,8 +209,14 @@ def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
     c = Converter(graph, name)
     refused: list[tuple[str, str]] = []
     inputs = []
+    poisoned: set[str] = set()   # outputs of refused nodes: their readers are not reported again
     for node in graph.nodes:
         c.current = node
+        sources = {c.dq[t].source if t in c.dq else t for t in node.inputs}
+        if sources & poisoned:
+            poisoned.update(node.outputs)
+            poisoned.update(c.quantizer[o].outputs[0] for o in node.outputs if o in c.quantizer)
+            continue
         try:
             if node.op == "QuantizeLinear" and node.inputs[0] in graph.inputs:
                 q = c.define(node.outputs[0], *c.qparams(node.inputs[1], node.inputs[2] if len(node.inputs) > 2
@@ -234,6 +241,8 @@ def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
         except Refusal as r:
             io = f"inputs {node.inputs} -> outputs {node.outputs}"
             refused.append((node.label, f"{r} ({io})"))
+            poisoned.update(node.outputs)
+            poisoned.update(c.quantizer[o].outputs[0] for o in node.outputs if o in c.quantizer)
     c.current = None
     outputs = []
     for out in graph.outputs:
