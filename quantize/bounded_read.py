@@ -92,6 +92,15 @@ def over_limit(error: type[IntonlyError], where: str, what: str, value: int, lim
 
 # ---- files and zip archives ---------------------------------------------------------------------------------
 
+def read_model_file(path: Path, error: type[IntonlyError], what: str, limits: Limits) -> bytes:
+    """The bytes of a model file another tool wrote (``.tflite``, ``.onnx``): a regular file of at most
+    ``limits.archive_bytes``, checked before it is read."""
+    where = str(path)
+    size = regular_file_size(Path(path), error, where, what)
+    over_limit(error, where, "file size", size, limits, "archive_bytes")
+    return Path(path).read_bytes()
+
+
 def file_kind(mode: int) -> str | None:
     """None for a regular file, else what the file is ("a directory", "a FIFO", ...), from ``os.stat``'s mode."""
     if stat.S_ISREG(mode):

@@ -43,7 +43,7 @@ def max_pool_graph(rng, seed: int):
     oh, ow = out_size(h, kh, stride[0], 1, padding), out_size(w, kw, stride[1], 1, padding)
     params = dict(seed=seed, input=(h, w, c), kernel=(kh, kw), stride=stride, padding=padding, activation=activation,
                   q=q)
-    return params, tflm.max_pool2d((h, w, c), q, (oh, ow, c), (kh, kw), stride, padding, activation), \
+    return params, tflm.pool2d(OP.MAX_POOL_2D, (h, w, c), q, (oh, ow, c), (kh, kw), stride, padding, activation), \
         [random_inputs(rng, (h, w, c))]
 
 
@@ -294,11 +294,7 @@ def pool_16_graph(opcode: int):
         c = int(rng.integers(1, 9))
         q = (loguniform(rng, 1e-4, 1e-2), 0)
         oh, ow = out_size(h, kh, stride[0], 1, padding), out_size(w, kw, stride[1], 1, padding)
-        x = tflm.act_tensor("x", (1, h, w, c), *q, INT16)
-        y = tflm.act_tensor("y", (1, oh, ow, c), *q, INT16)
-        opts = tflm.tfl.Pool2DOptionsT(padding=tflm.PADDING[padding], strideH=stride[0], strideW=stride[1],
-                                       filterHeight=kh, filterWidth=kw, fusedActivationFunction=tflm.ACTIVATION["RELU"])
-        data = tflm.single_op_model(opcode, tflm.tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
+        data = tflm.pool2d(opcode, (h, w, c), q, (oh, ow, c), (kh, kw), stride, padding, "RELU", INT16)
         return dict(seed=seed, input=(h, w, c), kernel=(kh, kw), stride=stride, padding=padding), data, \
             [random_int16(rng, (h, w, c))]
     return make

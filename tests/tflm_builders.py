@@ -94,24 +94,19 @@ def add(shape, a_q, b_q, out_q, activation) -> bytes:
     return single_op_model(OP.ADD, tfl.BuiltinOptions.AddOptions, opts, [a, b], y, [a, b])
 
 
+def pool2d(opcode: int, in_shape, q, out_shape, kernel, stride, padding, activation,
+           dtype: int = tfl.TensorType.INT8) -> bytes:
+    """AVERAGE_POOL_2D or MAX_POOL_2D; input and output share the quantization ``q = (scale, zero_point)``."""
+    x = act_tensor("x", (1, *in_shape), *q, dtype)
+    y = act_tensor("y", (1, *out_shape), *q, dtype)
+    opts = tfl.Pool2DOptionsT(padding=PADDING[padding], strideH=stride[0], strideW=stride[1],
+                              filterHeight=kernel[0], filterWidth=kernel[1],
+                              fusedActivationFunction=ACTIVATION[activation])
+    return single_op_model(opcode, tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
+
+
 def average_pool2d(in_shape, q, out_shape, kernel, stride, padding, activation) -> bytes:
-    """AVERAGE_POOL_2D; input and output share the quantization ``q = (scale, zero_point)``."""
-    x = act_tensor("x", (1, *in_shape), *q)
-    y = act_tensor("y", (1, *out_shape), *q)
-    opts = tfl.Pool2DOptionsT(padding=PADDING[padding], strideH=stride[0], strideW=stride[1],
-                              filterHeight=kernel[0], filterWidth=kernel[1],
-                              fusedActivationFunction=ACTIVATION[activation])
-    return single_op_model(OP.AVERAGE_POOL_2D, tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
-
-
-def max_pool2d(in_shape, q, out_shape, kernel, stride, padding, activation) -> bytes:
-    """MAX_POOL_2D; input and output share the quantization ``q = (scale, zero_point)``."""
-    x = act_tensor("x", (1, *in_shape), *q)
-    y = act_tensor("y", (1, *out_shape), *q)
-    opts = tfl.Pool2DOptionsT(padding=PADDING[padding], strideH=stride[0], strideW=stride[1],
-                              filterHeight=kernel[0], filterWidth=kernel[1],
-                              fusedActivationFunction=ACTIVATION[activation])
-    return single_op_model(OP.MAX_POOL_2D, tfl.BuiltinOptions.Pool2DOptions, opts, [x], y, [x])
+    return pool2d(OP.AVERAGE_POOL_2D, in_shape, q, out_shape, kernel, stride, padding, activation)
 
 
 def softmax(shape, in_q, beta: float) -> bytes:

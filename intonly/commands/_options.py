@@ -20,8 +20,8 @@ def add_quant_options(p: argparse.ArgumentParser) -> None:
                         "embeddings), 'efficientnet-lite0' (pretrained ImageNet CNN on photo crops); or "
                         "FILE.py:NAME, an nn.Module class or factory in a Python file")
     p.add_argument("--data", help="for FILE.py models: .npz with x (float, N first), optional y (labels), "
-                                  "optional x_calib (calibration inputs; default x); for FILE.tflite/.onnx: .npz with x "
-                                  "(integer codes or floats, N first; default 128 random inputs)")
+                                  "optional x_calib (calibration inputs; default x); for FILE.tflite/.onnx: .npz "
+                                  "with x (integer codes or floats, N first; default 128 random inputs)")
     p.add_argument("--rounding", choices=ROUNDING_MODES, help="requant rounding (default half_up)")
     p.add_argument("--observer", choices=OBSERVERS, help="calibration range (default minmax)")
     p.add_argument("--weight-bits", type=int, help="default 8")

@@ -29,8 +29,8 @@ ORDER = 20
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("inspect", help="print the graph of an .intonly model (or of a .tflite file as imported): nodes, dtypes, "
-                                          "bits, params, MACs")
+    p = sub.add_parser("inspect", help="print the graph of an .intonly model (or of a .tflite/.onnx file as "
+                                          "imported): nodes, dtypes, bits, params, MACs")
     p.add_argument("file")
     p.add_argument("--all", action="store_true", help="list every node, bound and wide tensor (default: the first "
                                                       "and last 100 of each)")

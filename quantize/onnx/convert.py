@@ -24,6 +24,7 @@ import numpy as np
 
 from ..dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
 from ..errors import UnsupportedOpError
+from ..graph_builder import GraphBuilder
 from ..ir import IntModel, Node, TensorInfo
 from .reader import OnnxGraph, OnnxNode
 
@@ -55,12 +56,13 @@ class OnnxImport:
     offsets: dict[str, int]
 
 
-class Converter:
+class Converter(GraphBuilder):
+    """The IR under construction, with the IR name of every ONNX integer tensor converted so far and the
+    DequantizeLinear outputs seen (float name -> its quantized source)."""
+
     def __init__(self, graph: OnnxGraph, name: str):
+        super().__init__()
         self.g, self.name = graph, name
-        self.tensors: dict[str, TensorInfo] = {}
-        self.nodes: list[Node] = []
-        self.constants: dict[str, np.ndarray] = {}
         self.names: dict[str, str] = {}       # ONNX integer tensor -> IR tensor
         self.offsets: dict[str, int] = {}
         self.dq: dict[str, Dequantized] = {}
@@ -69,7 +71,6 @@ class Converter:
         for n in graph.nodes:
             for t in n.inputs:
                 self.readers[t] = self.readers.get(t, 0) + 1
-        self.current: OnnxNode | None = None
 
     # ---- tensors --------------------------------------------------------------------------------
     def scalar(self, name: str, what: str) -> np.ndarray:
@@ -107,13 +108,6 @@ class Converter:
         self.tensors[info.name] = info
         self.names[onnx_name], self.offsets[info.name] = info.name, offset
         return info
-
-    def unique(self, base: str) -> str:
-        name, k = base or "t", 1
-        while name in self.tensors or name in self.constants:
-            k += 1
-            name = f"{base}#{k}"
-        return name
 
     def quantized(self, float_or_int: str) -> TensorInfo:
         """The IR tensor behind an ONNX input: an integer tensor, or the float output of its DequantizeLinear."""
@@ -186,21 +180,6 @@ class Converter:
             raise Refusal(f"bias {name!r} is not an int32 constant of {channels} values")
         return arr
 
-    def constant(self, base: str, values: np.ndarray) -> str:
-        name = self.unique(base)
-        self.constants[name] = values
-        return name
-
-    def append(self, op: str, inputs: list[str], out: TensorInfo, attrs: dict, params=None, step: str = "") -> None:
-        n = self.current
-        self.nodes.append(Node(f"n{n.index}:{n.op}" + (f"/{step}" if step else ""), op, inputs, [out.name], attrs,
-                               params or {}))
-
-    def intermediate(self, like: TensorInfo, shape: tuple, suffix: str, layout: str = "") -> TensorInfo:
-        info = TensorInfo(self.unique(like.name + suffix), like.dtype, shape, like.scale, like.zero_point, like.bits,
-                          layout=layout)
-        self.tensors[info.name] = info
-        return info
 
 
 def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
@@ -211,7 +190,7 @@ def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
     inputs = []
     poisoned: set[str] = set()   # outputs of refused nodes: their readers are not reported again
     for node in graph.nodes:
-        c.current = node
+        c.node_prefix = f"n{node.index}:{node.op}"
         sources = {c.dq[t].source if t in c.dq else t for t in node.inputs}
         if sources & poisoned:
             poisoned.update(node.outputs)
@@ -243,7 +222,6 @@ def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
             refused.append((node.label, f"{r} ({io})"))
             poisoned.update(node.outputs)
             poisoned.update(c.quantizer[o].outputs[0] for o in node.outputs if o in c.quantizer)
-    c.current = None
     outputs = []
     for out in graph.outputs:
         d = c.dq.get(out)

@@ -23,9 +23,9 @@ def _weighted(c: Converter, node: OnnxNode, op: str, x, out_q, weight, scales, b
     mult, shift = requant_params(x.scale, scales, s_out, _where(node))
     lo, hi = (-128, 127)
     zp = zp_out - (128 if kind == "uint8" else 0)
-    params = {"weight": c.constant(name + ":weight", np.ascontiguousarray(weight, np.int8)),
-              "bias": c.constant(name + ":bias", bias.astype(np.int32)),
-              "multiplier": c.constant(name + ":multiplier", mult), "shift": c.constant(name + ":shift", shift)}
+    params = {"weight": c.add_constant(name + ":weight", np.ascontiguousarray(weight, np.int8)),
+              "bias": c.add_constant(name + ":bias", bias.astype(np.int32)),
+              "multiplier": c.add_constant(name + ":multiplier", mult), "shift": c.add_constant(name + ":shift", shift)}
     c.emit(op, [x.name], out_q, {**extra, "input_zp": x.zero_point, "output_zp": zp, "act_min": lo, "act_max": hi},
            params)
 
@@ -131,10 +131,10 @@ def spatial_mean(c: Converter, node: OnnxNode) -> None:
     h, w, ch = x.shape
     name, s_out, zp_out, kind = out_q
     m, s = mean_multiplier(x.scale, h * w, s_out, _where(node))
-    params = {"weight": c.constant(name + ":ones", np.ones((ch, h, w, 1), np.int8)),
-              "bias": c.constant(name + ":bias", np.zeros(ch, np.int32)),
-              "multiplier": c.constant(name + ":multiplier", np.full(ch, m, np.int32)),
-              "shift": c.constant(name + ":shift", np.full(ch, s, np.int32))}
+    params = {"weight": c.add_constant(name + ":ones", np.ones((ch, h, w, 1), np.int8)),
+              "bias": c.add_constant(name + ":bias", np.zeros(ch, np.int32)),
+              "multiplier": c.add_constant(name + ":multiplier", np.full(ch, m, np.int32)),
+              "shift": c.add_constant(name + ":shift", np.full(ch, s, np.int32))}
     attrs = {"stride": [1, 1], "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": ch, "input_zp": x.zero_point,
              "output_zp": zp_out - (128 if kind == "uint8" else 0), "act_min": -128, "act_max": 127}
     if keep:
@@ -176,7 +176,7 @@ def relu(c: Converter, node: OnnxNode) -> None:
     codes = np.arange(-128, 128, dtype=np.float64)
     real = np.clip((codes - x.zero_point) * f32(x.scale), lo_f, hi_f)
     table = np.clip(np.rint(real / f32(s_out)) + zp_out, -128, 127).astype(np.int8)
-    c.emit("lookup", [x.name], out_q, {"input_min": -128}, {"table": c.constant(out_q[0] + ":table", table)})
+    c.emit("lookup", [x.name], out_q, {"input_min": -128}, {"table": c.add_constant(out_q[0] + ":table", table)})
 
 
 def f32(v) -> float:

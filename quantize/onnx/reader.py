@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounded_read import Limits, over_limit, regular_file_size
+from ..bounded_read import Limits, read_model_file
 from ..errors import ModelFileError
 
 
@@ -45,11 +45,8 @@ def read_onnx(path: Path, limits: Limits | None = None) -> OnnxGraph:
     import onnx
     from onnx import helper, numpy_helper, shape_inference
 
-    limits = limits or Limits.from_env()
     where = str(path)
-    size = regular_file_size(Path(path), ModelFileError, where, "ONNX file")
-    over_limit(ModelFileError, where, "file size", size, limits, "archive_bytes")
-    data = Path(path).read_bytes()
+    data = read_model_file(Path(path), ModelFileError, "ONNX file", limits or Limits.from_env())
     try:
         model = onnx.load_model_from_string(data)
         onnx.checker.check_model(model)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..dyadic import f64
 from ..errors import ModelFileError, UnsupportedOpError
+from ..graph_builder import GraphBuilder
 from ..ir import IntModel, Node, TensorInfo, storage_dtype
 from .reader import Operator, Tensor, TFLiteGraph
 
@@ -40,25 +41,14 @@ class TFLiteImport:
     float_inputs: list[bool]
 
 
-class Builder:
-    """The IR under construction: tensors by TFLite index, nodes, constants, unique names."""
+class Builder(GraphBuilder):
+    """The IR under construction, with the IR name of every TFLite tensor index converted so far."""
 
     def __init__(self, graph: TFLiteGraph, name: str):
+        super().__init__()
         self.graph, self.name = graph, name
-        self.tensors: dict[str, TensorInfo] = {}
-        self.nodes: list[Node] = []
-        self.constants: dict[str, np.ndarray] = {}
         self.names: dict[int, str] = {}
         self.inputs: list[str] = []
-        self.op: Operator | None = None
-
-    # ---- tensors --------------------------------------------------------------------------------
-    def unique(self, base: str) -> str:
-        name, k = base or "t", 1
-        while name in self.tensors or name in self.constants:
-            k += 1
-            name = f"{base}#{k}"
-        return name
 
     def activation(self, index: int) -> TensorInfo:
         """The IR tensor of TFLite tensor ``index`` (an integer activation), created on first use."""
@@ -91,22 +81,6 @@ class Builder:
             raise Refusal(f"{what} {'is omitted' if t is None else t.label + ' is not a constant'}")
         return t
 
-    def add_constant(self, base: str, values: np.ndarray) -> str:
-        name = self.unique(base)
-        self.constants[name] = values
-        return name
-
-    def append(self, op: str, inputs: list[str], output: TensorInfo, attrs: dict, params: dict | None = None,
-               step: str = "") -> None:
-        """A node of the current operator, named ``op<index>:<BUILTIN>`` (``/<step>`` for its helper nodes)."""
-        name = f"op{self.op.index}:{self.op.name}" + (f"/{step}" if step else "")
-        self.nodes.append(Node(name, op, inputs, [output.name], attrs, params or {}))
-
-    def intermediate(self, like: TensorInfo, shape: tuple, suffix: str) -> TensorInfo:
-        info = TensorInfo(self.unique(like.name + suffix), like.dtype, tuple(shape), like.scale, like.zero_point,
-                          like.bits)
-        self.tensors[info.name] = info
-        return info
 
 
 def boundary_operators(graph: TFLiteGraph) -> tuple[dict[int, int], dict[int, int], set[int]]:
@@ -150,7 +124,7 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
     for op in graph.operators:
         if op.index in skipped:
             continue
-        b.op = op
+        b.node_prefix = f"op{op.index}:{op.name}"
         where = f"operator {op.index} {op.name}"
         io = _describe_io(graph, op)
         builtin = CONVERTERS.get(op.name)
@@ -162,7 +136,6 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
             builtin.convert(b, op)
         except Refusal as r:
             refused.append((where, f"{r} ({io})"))
-    b.op = None
     outputs = []
     for index in graph.outputs:
         source = float_outputs.get(index, index)

@@ -23,9 +23,9 @@ def _radius_multiplier(input_scale: float, integer_bits: int) -> tuple[int, int,
     return multiplier, left_shift, radius
 
 
-def logistic_int8(s_in: float, zp_in: int):
-    """reference_integer_ops::Logistic (int8): outside the radius -128 / 127, else gemmlowp logistic in Q4.27,
-    ``RDBPOT(·, 23) - 128`` clamped. The output is read at scale 1/256, zero point -128."""
+def _saturating_unit(s_in: float, zp_in: int, function, output_shift: int, output_zp: int):
+    """The shape TFLite's int8 LOGISTIC and TANH share: -128 / 127 outside the input radius, else ``function`` of
+    the input rescaled to Q4.27, ``RDBPOT(·, output_shift) + output_zp`` clamped to int8."""
     multiplier, shift, radius = _radius_multiplier(s_in, 4)
 
     def f(q: int) -> int:
@@ -34,24 +34,21 @@ def logistic_int8(s_in: float, zp_in: int):
             return -128
         if x >= radius:
             return 127
-        y = rdbpot(logistic(multiply_by_quantized_multiplier(x, multiplier, shift), 4), 23) - 128
+        y = rdbpot(function(multiply_by_quantized_multiplier(x, multiplier, shift), 4), output_shift) + output_zp
         return min(max(y, -128), 127)
     return f
 
 
-def tanh_int8(s_in: float, zp_in: int):
-    """reference_integer_ops::Tanh (int8): outside the radius -128 / 127, else gemmlowp tanh in Q4.27,
-    ``RDBPOT(·, 24)`` clamped. The output is read at scale 1/128, zero point 0."""
-    multiplier, shift, radius = _radius_multiplier(s_in, 4)
+def logistic_int8(s_in: float, zp_in: int):
+    """reference_integer_ops::Logistic (int8): gemmlowp logistic, ``RDBPOT(·, 23) - 128``; the output is read at
+    scale 1/256, zero point -128."""
+    return _saturating_unit(s_in, zp_in, logistic, 23, -128)
 
-    def f(q: int) -> int:
-        x = q - zp_in
-        if x <= -radius:
-            return -128
-        if x >= radius:
-            return 127
-        return min(max(rdbpot(tanh(multiply_by_quantized_multiplier(x, multiplier, shift), 4), 24), -128), 127)
-    return f
+
+def tanh_int8(s_in: float, zp_in: int):
+    """reference_integer_ops::Tanh (int8): gemmlowp tanh, ``RDBPOT(·, 24)``; the output is read at scale 1/128,
+    zero point 0."""
+    return _saturating_unit(s_in, zp_in, tanh, 24, 0)
 
 
 def relu_int8(s_in: float, zp_in: int, s_out: float, zp_out: int, upper: float | None):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bounded_read import Limits, over_limit, regular_file_size
+from ..bounded_read import Limits, read_model_file
 from ..errors import ModelFileError
 
 FILE_IDENTIFIER = b"TFL3"
@@ -84,11 +84,8 @@ class TFLiteGraph:
 
 def read_tflite(path: Path, limits: Limits | None = None) -> TFLiteGraph:
     """Parse and check ``path`` (see the module docstring)."""
-    limits = limits or Limits.from_env()
     where = str(path)
-    size = regular_file_size(Path(path), ModelFileError, where, "TensorFlow Lite file")
-    over_limit(ModelFileError, where, "file size", size, limits, "archive_bytes")
-    data = Path(path).read_bytes()
+    data = read_model_file(Path(path), ModelFileError, "TensorFlow Lite file", limits or Limits.from_env())
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         raise ModelFileError(f"{where}: not a TensorFlow Lite flatbuffer (file identifier {data[4:8]!r}, expected "
                              f"{FILE_IDENTIFIER!r})")
