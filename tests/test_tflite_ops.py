@@ -300,6 +300,19 @@ def pool_16_graph(opcode: int):
     return make
 
 
+def int16_variant(op: str):
+    """``op``'s random graph in TFLite's 16x8 mode (tflm_builders.to_16x8), inputs widened to int16."""
+    def make(rng, seed: int):
+        params, data, inputs = GRAPH_MAKERS[op](rng, seed)
+        return {**params, "int16": True}, tflm.to_16x8(data), [tflm.widen_samples(x, rng) for x in inputs]
+    return make
+
+
+# TFLM has no int16 RESIZE_BILINEAR; its int16 LEAKY_RELU is not reproduced (quantize/tflite/builtins.py)
+INT16_VARIANTS = ["mul", "relu", "relu6", "quantize", "mean", "resize_nearest_neighbor", "concatenation",
+                  "transpose", "pad", "strided_slice"]
+
+
 def oracle_graph(op: str):
     def make(rng, seed: int):
         case = MAKERS[op](rng, seed)
@@ -323,6 +336,7 @@ GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_gr
                 "fully_connected_16x8": weighted_16x8_graph("fully_connected"), "add_16x8": add_16_graph,
                 "average_pool2d_16x8": pool_16_graph(OP.AVERAGE_POOL_2D),
                 "max_pool2d_16x8": pool_16_graph(OP.MAX_POOL_2D)}
+GRAPH_MAKERS.update({f"{op}_16x8": int16_variant(op) for op in INT16_VARIANTS})
 
 
 @pytest.mark.parametrize("op", GRAPH_MAKERS)

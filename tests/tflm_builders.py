@@ -7,6 +7,7 @@ NHWC with batch 1; conv filters are OHWI, depthwise filters ``[1, KH, KW, IC*dm]
 
 from __future__ import annotations
 
+import flatbuffers
 import numpy as np
 from tflite_micro import runtime
 from tflite_micro.tensorflow.lite.micro.compression import model_editor as me
@@ -121,6 +122,34 @@ def elementwise(opcode: int, shape, in_q, out_q, options_type: int = 0, options=
     x = act_tensor("x", (1, *shape), *in_q)
     y = act_tensor("y", (1, *shape), *out_q)
     return single_op_model(opcode, options_type, options, [x], y, [x])
+
+
+def to_16x8(model: bytes) -> bytes:
+    """The same graph in TFLite's 16x8 mode: every int8 activation (and a PADV2 value) becomes int16 with zero point
+    0 and its scale divided by 256; constant weights stay int8 and biases as they are."""
+    m = tfl.ModelT.InitFromObj(tfl.Model.GetRootAsModel(model, 0))
+    sg = m.subgraphs[0]
+    weighted = {OP.CONV_2D, OP.DEPTHWISE_CONV_2D, OP.FULLY_CONNECTED}
+    weights = {op.inputs[1] for op in sg.operators                          # conv/depthwise/FC filters
+               if max(m.operatorCodes[op.opcodeIndex].builtinCode,
+                      m.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode) in weighted}
+    for i, t in enumerate(sg.tensors):
+        if t.type != tfl.TensorType.INT8 or i in weights:
+            continue
+        t.type = tfl.TensorType.INT16
+        q = t.quantization
+        q.scale, q.zeroPoint = [float(np.float32(s / 256)) for s in q.scale], [0] * len(q.zeroPoint)
+        data = m.buffers[t.buffer].data
+        if data is not None and len(data):
+            m.buffers[t.buffer].data = (np.frombuffer(bytes(data), np.int8).astype(np.int16) * 256).view(np.uint8)
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def widen_samples(batch: np.ndarray, rng) -> np.ndarray:
+    """int8 samples as int16 codes of about the same real values: ``256 q`` plus a random low byte."""
+    return (batch.astype(np.int16) * 256 + rng.integers(0, 256, batch.shape)).astype(np.int16)
 
 
 def run_tflm(model: bytes, samples: list[list[np.ndarray]]) -> np.ndarray:

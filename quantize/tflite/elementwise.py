@@ -13,6 +13,7 @@ from .fixedpoint import (logistic, multiply_by_quantized_multiplier, quantize_mu
                          srdhm16, tanh)
 
 F32 = np.float32
+INT8 = (-128, 127)
 
 
 def _radius_multiplier(input_scale: float, integer_bits: int) -> tuple[int, int, int]:
@@ -51,33 +52,32 @@ def tanh_int8(s_in: float, zp_in: int):
     return _saturating_unit(s_in, zp_in, tanh, 24, 0)
 
 
-def relu_int8(s_in: float, zp_in: int, s_out: float, zp_out: int, upper: float | None):
-    """ReluQuantized (RELU, RELU_N1_TO_1 with ``upper`` 1 and lower -1 not used here): ``zp_out +
-    MBQM(q - zp_in)`` with the multiplier of ``double(float32(s_in / s_out))``, clamped to ``[zp_out +
-    roundf(0 / s_out), zp_out + roundf(upper / s_out)]`` within int8."""
+def relu(s_in: float, zp_in: int, s_out: float, zp_out: int, out_range=INT8):
+    """ReluQuantized (RELU, int8 or int16): ``zp_out + MBQM(q - zp_in)`` with the multiplier of
+    ``double(float32(s_in / s_out))``, clamped to ``[zp_out + roundf(0 / s_out), type max]`` within the type."""
     multiplier, shift = quantize_multiplier(float(F32(s_in) / F32(s_out)))
-    lo = max(-128, zp_out + _roundf(F32(0.0) / F32(s_out)))
-    hi = 127 if upper is None else min(127, zp_out + _roundf(F32(upper) / F32(s_out)))
+    lo = max(out_range[0], zp_out + _roundf(F32(0.0) / F32(s_out)))
+    hi = out_range[1]
 
     def f(q: int) -> int:
         return min(max(zp_out + multiply_by_quantized_multiplier(q - zp_in, multiplier, shift), lo), hi)
     return f
 
 
-def relu6_int8(s_in: float, zp_in: int):
-    """Relu6Quantized (int8): ``clamp(q, zp_in, zp_in + round(6 / s_in))`` on the input's own codes (TFLM reads
-    no output quantization)."""
-    six = min(max(int(_round_double(F32(6.0) / F32(s_in))) + zp_in, -128), 127)
+def relu6(s_in: float, zp_in: int, out_range=INT8):
+    """Relu6Quantized (int8 or int16): ``clamp(q, zp_in, zp_in + round(6 / s_in))`` on the input's own codes (TFLM
+    reads no output quantization)."""
+    six = min(max(int(_round_double(F32(6.0) / F32(s_in))) + zp_in, out_range[0]), out_range[1])
 
     def f(q: int) -> int:
         return min(max(q, zp_in), six)
     return f
 
 
-def leaky_relu_int8(s_in: float, zp_in: int, s_out: float, zp_out: int, alpha: float):
-    """reference_ops::QuantizeLeakyRelu (int8): ``zp_out + MBQM(x, identity)`` for ``x = q - zp_in >= 0``, else
-    ``zp_out ± MBQM(x, |alpha|)``; multipliers of ``double(float32(s_in · alpha / s_out))`` and
-    ``double(float32(s_in / s_out))``; clamped to int8."""
+def leaky_relu(s_in: float, zp_in: int, s_out: float, zp_out: int, alpha: float, out_range=INT8):
+    """reference_ops::QuantizeLeakyRelu (int8 or int16): ``zp_out + MBQM(x, identity)`` for ``x = q - zp_in >= 0``,
+    else ``zp_out ± MBQM(x, |alpha|)``; multipliers of ``double(float32(s_in · alpha / s_out))`` and
+    ``double(float32(s_in / s_out))``; clamped to the type."""
     m_alpha, shift_alpha = quantize_multiplier(float(F32(F32(s_in) * F32(alpha)) / F32(s_out)))
     m_identity, shift_identity = quantize_multiplier(float(F32(s_in) / F32(s_out)))
     negative = m_alpha < 0
@@ -89,7 +89,18 @@ def leaky_relu_int8(s_in: float, zp_in: int, s_out: float, zp_out: int, alpha: f
         else:
             scaled = multiply_by_quantized_multiplier(x, abs(m_alpha), shift_alpha)
             y = zp_out + (-scaled if negative else scaled)
-        return min(max(y, -128), 127)
+        return min(max(y, out_range[0]), out_range[1])
+    return f
+
+
+def requantize(s_in: float, zp_in: int, s_out: float, zp_out: int, out_range=INT8):
+    """QUANTIZE of an integer tensor (reference_ops::Requantize, int8/int16 in and out): ``zp_out + MBQM(q - zp_in)``
+    with the multiplier of ``double(s_in) / double(s_out)``, clamped to the output type."""
+    multiplier, shift = quantize_multiplier(float(F32(s_in)) / float(F32(s_out)))
+
+    def f(q: int) -> int:
+        return min(max(zp_out + multiply_by_quantized_multiplier(q - zp_in, multiplier, shift), out_range[0]),
+                   out_range[1])
     return f
 
 
@@ -137,6 +148,7 @@ def _roundf(v) -> int:
 _round_double = _roundf   # round() of the float32 quotient promoted to double: the same value
 
 
-def table(f) -> np.ndarray:
-    """``f`` on every int8 code, -128 first (the ``lookup`` op's table with ``input_min = -128``)."""
-    return np.array([f(q) for q in range(-128, 128)], dtype=np.int8)
+def table(f, in_bits: int, out_dtype) -> np.ndarray:
+    """``f`` on every code of an ``in_bits`` input, the lowest first (the ``lookup`` op's table with ``input_min =
+    -2^(in_bits-1)``)."""
+    return np.array([f(q) for q in range(-(1 << (in_bits - 1)), 1 << (in_bits - 1))], dtype=out_dtype)
