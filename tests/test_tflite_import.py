@@ -153,6 +153,14 @@ def fully_connected_without_weights(model):
     op.inputs = op.inputs[:1]
 
 
+def activation_out_of_range(model):
+    model.subgraphs[0].operators[1].builtinOptions.fusedActivationFunction = 76
+
+
+def zero_stride(model):
+    model.subgraphs[0].operators[0].builtinOptions.strideH = 0
+
+
 def tensor_index_out_of_range(model):
     op = model.subgraphs[0].operators[2]
     op.inputs = [500, *op.inputs[1:]]
@@ -178,6 +186,11 @@ MALFORMED = {
                                    r"operator 9 SOFTMAX: builtin options Pool2DOptionsT, expected SoftmaxOptions"),
     "an operator without its weights": (lambda tmp: edited(tmp, fully_connected_without_weights),
                                         r"operator 11 FULLY_CONNECTED: 1 inputs \[32\]; the builtin takes 2 to 3"),
+    "an enum out of range": (lambda tmp: edited(tmp, activation_out_of_range),
+                             r"operator 1 DEPTHWISE_CONV_2D: inconsistent operator data \(ValueError: "
+                             r"fusedActivationFunction 76 is not one of \[0, 1, 2, 3, 4, 5\]"),
+    "a zero stride": (lambda tmp: edited(tmp, zero_stride),
+                      r"operator 0 CONV_2D: inconsistent operator data \(ValueError: strideH 0 must be at least 1"),
     "per-axis on a wrong axis": (lambda tmp: edited(tmp, filter_scales_on_axis_3),
                                  r"tensor 17 'functional_1/conv2d/Conv2D': 64 per-channel scales on axis 3, but the "
                                  r"shape is \[64, 10, 4, 1\]"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipliers
-from ..errors import UnsupportedOpError
+from ..errors import ModelFileError, UnsupportedOpError
 from ..graph_builder import GraphBuilder
 from ..ir import IntModel, Node, TensorInfo
 from .reader import OnnxGraph, OnnxNode
@@ -217,6 +217,10 @@ def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
                 if convert is None:
                     raise Refusal("op not supported")
                 convert(c, node)
+        except (KeyError, IndexError, ValueError, ZeroDivisionError, OverflowError, TypeError) as e:
+            # attributes or initializers the checker lets through but no exporter writes
+            raise ModelFileError(f"{graph.path}: {node.label}: inconsistent node data ({type(e).__name__}: {e})") \
+                from None
         except Refusal as r:
             io = f"inputs {node.inputs} -> outputs {node.outputs}"
             refused.append((node.label, f"{r} ({io})"))

@@ -26,6 +26,26 @@ ACTIVATIONS = _enum_names(_tfl.ActivationFunctionType)
 ADD_LEFT_SHIFT = {8: 20, 16: 15}   # TFLM add_common.cc: inputs scaled up by 2^20 (int8) / 2^15 (int16)
 
 
+def _enum(table: dict, value: int, field: str) -> str:
+    """The name of an enum option; an out-of-range value is malformed (reported as a ModelFileError)."""
+    if value not in table:
+        raise ValueError(f"{field} {value} is not one of {sorted(table)}")
+    return table[value]
+
+
+def _positive(options, *fields: str) -> list[int]:
+    """Window options (strides, dilations, filter sizes) that must be at least 1."""
+    values = [getattr(options, f) for f in fields]
+    for f, v in zip(fields, values):
+        if v < 1:
+            raise ValueError(f"{f} {v} must be at least 1")
+    return values
+
+
+def _activation(op: Operator) -> str:
+    return _enum(ACTIVATIONS, op.options.fusedActivationFunction, "fusedActivationFunction")
+
+
 def _int8_only(*tensors):
     for t in tensors:
         if t.bits != 8:
@@ -80,7 +100,7 @@ def _weighted(b: Builder, op: Operator, ir_op: str, x, y, weight: np.ndarray, w_
     """Append a conv2d / dense node with TFLM's per-channel multipliers and the fused activation's clamp."""
     where = f"operator {op.index} {op.name}"
     mult, shift = quantize_multipliers(effective_scales(x.scale, w_scales, y.scale), where)
-    act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
+    act_min, act_max = activation_range(_activation(op), y)
     params = {"weight": b.add_constant(y.name + ":weight", np.ascontiguousarray(weight, dtype=np.int8)),
               "bias": b.add_constant(y.name + ":bias", bias),
               "multiplier": b.add_constant(y.name + ":multiplier", mult),
@@ -99,8 +119,8 @@ def conv_2d(b: Builder, op: Operator) -> None:
     ic = x.shape[-1]
     if len(x.shape) != 3 or icg < 1 or ic % icg:
         raise Refusal(f"filter {list(w.shape)} does not fit the input {list(x.shape)}")
-    stride, dilation = [o.strideH, o.strideW], [o.dilationHFactor, o.dilationWFactor]
-    padding = window_padding(PADDINGS[o.padding], x.shape[:2], (kh, kw), stride, dilation)
+    stride, dilation = _positive(o, "strideH", "strideW"), _positive(o, "dilationHFactor", "dilationWFactor")
+    padding = window_padding(_enum(PADDINGS, o.padding, "padding"), x.shape[:2], (kh, kw), stride, dilation)
     _weighted(b, op, "conv2d", x, y, w.data, scales, _bias(b, op, oc, x),
               {"stride": stride, "padding": padding, "dilation": dilation, "groups": ic // icg})
 
@@ -116,8 +136,8 @@ def depthwise_conv_2d(b: Builder, op: Operator) -> None:
     if len(x.shape) != 3 or w.shape[0] != 1 or oc != ic * o.depthMultiplier:
         raise Refusal(f"filter {list(w.shape)} with depth multiplier {o.depthMultiplier} does not fit the input "
                       f"{list(x.shape)}")
-    stride, dilation = [o.strideH, o.strideW], [o.dilationHFactor, o.dilationWFactor]
-    padding = window_padding(PADDINGS[o.padding], x.shape[:2], (kh, kw), stride, dilation)
+    stride, dilation = _positive(o, "strideH", "strideW"), _positive(o, "dilationHFactor", "dilationWFactor")
+    padding = window_padding(_enum(PADDINGS, o.padding, "padding"), x.shape[:2], (kh, kw), stride, dilation)
     # [1, KH, KW, IC*dm] -> OHWI [IC*dm, KH, KW, 1]: output channel i*dm + m reads input channel i, as in TFLite
     _weighted(b, op, "conv2d", x, y, w.data.transpose(3, 1, 2, 0), scales, _bias(b, op, oc, x, x.bits == 16),
               {"stride": stride, "padding": padding, "dilation": dilation, "groups": ic})
@@ -147,7 +167,7 @@ def add(b: Builder, op: Operator, ir_op: str = "add") -> None:
             != (0, 0, 0):
         raise Refusal("int16 ADD with power-of-two scales and nonzero zero points")
     multipliers, shifts = add_multipliers(xa.scale, xb.scale, y.scale, left_shift, f"operator {op.index} {op.name}")
-    act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
+    act_min, act_max = activation_range(_activation(op), y)
     b.append(ir_op, [xa.name, xb.name], y, {
         "input_zps": [xa.zero_point, xb.zero_point], "left_shift": left_shift,
         "multipliers": [int(m) for m in multipliers], "shifts": [int(s) for s in shifts],
@@ -155,9 +175,9 @@ def add(b: Builder, op: Operator, ir_op: str = "add") -> None:
 
 
 def _pool_window(x, o) -> dict:
-    kernel, stride = [o.filterHeight, o.filterWidth], [o.strideH, o.strideW]
+    kernel, stride = _positive(o, "filterHeight", "filterWidth"), _positive(o, "strideH", "strideW")
     return {"kernel": kernel, "stride": stride,
-            "padding": window_padding(PADDINGS[o.padding], x.shape[:2], kernel, stride, (1, 1))}
+            "padding": window_padding(_enum(PADDINGS, o.padding, "padding"), x.shape[:2], kernel, stride, (1, 1))}
 
 
 def _same_quantization(x, y):
@@ -170,7 +190,7 @@ def average_pool_2d(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
     _same_width(x, y)
     _same_quantization(x, y)
-    act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
+    act_min, act_max = activation_range(_activation(op), y)
     b.append("avgpool", [x.name], y, {**_pool_window(x, op.options), "count_include_pad": 0,
                                       "pad_value": x.zero_point, "act_min": act_min, "act_max": act_max})
 
@@ -179,7 +199,7 @@ def max_pool_2d(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
     _same_width(x, y)
     _same_quantization(x, y)
-    act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
+    act_min, act_max = activation_range(_activation(op), y)
     if (act_min, act_max) == y.qrange():
         b.append("maxpool", [x.name], y, {**_pool_window(x, op.options), "dilation": [1, 1]})
         return
@@ -245,7 +265,7 @@ def mul(b: Builder, op: Operator) -> None:
                       "equal shapes or with one operand broadcast over the other's leading axes")
     (multiplier,), (shift,) = quantize_multipliers([f64(xa.scale) * f64(xb.scale) / f64(y.scale)],
                                                    f"operator {op.index} {op.name}")
-    act_min, act_max = activation_range(ACTIVATIONS[op.options.fusedActivationFunction], y)
+    act_min, act_max = activation_range(_activation(op), y)
     b.append("mul", [xa.name, xb.name], y, {"input_zps": [xa.zero_point, xb.zero_point],
                                             "multiplier": int(multiplier), "shift": int(shift),
                                             "output_zp": y.zero_point, "act_min": act_min, "act_max": act_max})
@@ -260,7 +280,7 @@ def concatenation(b: Builder, op: Operator) -> None:
     ins, y = [b.activation(i) for i in op.inputs], b.activation(op.outputs[0])
     for x in ins:
         _same_quantization(x, y)
-    if ACTIVATIONS[op.options.fusedActivationFunction] != "NONE":
+    if _activation(op) != "NONE":
         raise Refusal("a fused activation on CONCATENATION")
     b.append("concat", [x.name for x in ins], y, {"axis": _axis(b, op.outputs[0], op.options.axis)})
 

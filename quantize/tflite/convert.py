@@ -136,6 +136,10 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
             builtin.convert(b, op)
         except Refusal as r:
             refused.append((where, f"{r} ({io})"))
+        except (KeyError, IndexError, ValueError, ZeroDivisionError, OverflowError, TypeError) as e:
+            # options or tensors that no TFLite writer produces (an enum out of range, a zero stride...)
+            raise ModelFileError(f"{graph.path}: {where}: inconsistent operator data ({type(e).__name__}: {e}; "
+                                 f"{io})") from None
     outputs = []
     for index in graph.outputs:
         source = float_outputs.get(index, index)
