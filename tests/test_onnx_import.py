@@ -57,9 +57,8 @@ FORMATS = {"qdq-int8": (QuantFormat.QDQ, QuantType.QInt8), "qoperator-int8": (Qu
            "qdq-uint8": (QuantFormat.QDQ, QuantType.QUInt8)}
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("onnx")
+def build_models(folder) -> dict:
+    """The CNN exported to ONNX and quantized in every form of :data:`FORMATS`; name -> path."""
     torch.manual_seed(0)
     float_path = folder / "cnn.onnx"
     torch.onnx.export(Net().eval(), (torch.randn(1, 3, 16, 16),), str(float_path), dynamo=False, opset_version=17,
@@ -70,6 +69,11 @@ def models(tmp_path_factory):
         quantize_static(str(float_path), str(paths[name]), Calibration(), quant_format=fmt,
                         activation_type=activations, weight_type=QuantType.QInt8, per_channel=True)
     return paths
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return build_models(tmp_path_factory.mktemp("onnx"))
 
 
 def random_codes(model, n: int) -> list[np.ndarray]:

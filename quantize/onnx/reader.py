@@ -64,7 +64,11 @@ def read_onnx(path: Path, limits: Limits | None = None) -> OnnxGraph:
         t = vi.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
         if t.elem_type:
-            types[vi.name] = helper.tensor_dtype_to_np_dtype(t.elem_type).name
+            try:
+                types[vi.name] = helper.tensor_dtype_to_np_dtype(t.elem_type).name
+            except (KeyError, ValueError):
+                raise ModelFileError(f"{where}: tensor {vi.name!r} has element type {t.elem_type}, which ONNX does "
+                                     "not define") from None
         if None not in dims:
             shapes[vi.name] = tuple(dims)
     for name, arr in inits.items():
