@@ -339,6 +339,41 @@ GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_gr
 GRAPH_MAKERS.update({f"{op}_16x8": int16_variant(op) for op in INT16_VARIANTS})
 
 
+def litert_reference(data: bytes, inputs: list[np.ndarray]) -> np.ndarray:
+    """The model's output under LiteRT's reference kernels (``ai-edge-litert``, BUILTIN_REF), sample by sample:
+    the oracle for builtins TFLM has no kernel for."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interp = Interpreter(model_content=data, experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+                         num_threads=1)
+    interp.allocate_tensors()
+    ins, out = interp.get_input_details(), interp.get_output_details()[0]["index"]
+    outs = []
+    for i in range(len(inputs[0])):
+        for d, x in zip(ins, inputs):
+            interp.set_tensor(d["index"], x[i:i + 1])
+        interp.invoke()
+        outs.append(interp.get_tensor(out)[0])
+    return np.stack(outs)
+
+
+def test_int16_resize_bilinear_equals_litert_reference_kernels(tmp_path):
+    """TFLM has no int16 RESIZE_BILINEAR: 20 random 16x8 graphs against LiteRT's reference kernel instead."""
+    failures = []
+    for seed in range(FIRST_SEED, FIRST_SEED + GRAPHS):
+        rng = np.random.default_rng([99, seed])
+        params, data, inputs = GRAPH_MAKERS["resize_bilinear"](rng, seed)
+        data, inputs = tflm.to_16x8(data), [tflm.widen_samples(x, rng) for x in inputs]
+        path = tmp_path / f"resize{seed}.tflite"
+        path.write_bytes(data)
+        model = import_tflite(path).model
+        ours = simulate(model, inputs, quantized=True).int_outputs[0]
+        theirs = litert_reference(data, inputs).reshape(ours.shape)
+        if not np.array_equal(ours, theirs):
+            failures.append(f"{params}: {int(np.count_nonzero(ours != theirs))} elements differ")
+    assert not failures, "\n".join(failures)
+
+
 @pytest.mark.parametrize("op", GRAPH_MAKERS)
 def test_imported_op_equals_tflm_on_every_tensor_and_c_equals_hwsim(op, tmp_path, gcc):
     op_id = list(GRAPH_MAKERS).index(op)

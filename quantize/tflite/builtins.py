@@ -345,7 +345,7 @@ def mean(b: Builder, op: Operator) -> None:
 
 def resize_bilinear(b: Builder, op: Operator) -> None:
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
-    _int8_only(x, y)    # TFLM has no int16 RESIZE_BILINEAR to check one against
+    _same_width(x, y)   # int16: the same ResizeBilinearInteger (checked against LiteRT's reference kernel)
     _same_quantization(x, y)
     size = _ints(b, op.inputs[1], "the size")
     o = op.options
