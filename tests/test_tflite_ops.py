@@ -309,7 +309,7 @@ def int16_variant(op: str):
 
 
 # TFLM has no int16 RESIZE_BILINEAR; its int16 LEAKY_RELU is not reproduced (quantize/tflite/builtins.py)
-INT16_VARIANTS = ["mul", "relu", "relu6", "quantize", "mean", "resize_nearest_neighbor", "concatenation",
+INT16_VARIANTS = ["mul", "sub", "relu", "relu6", "quantize", "mean", "resize_nearest_neighbor", "concatenation",
                   "transpose", "pad", "strided_slice"]
 
 
