@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..dyadic import add_multipliers, f64, quantize_multipliers
+from ..ops import infer_shape
 from .convert import Builder, Refusal, activation_range, effective_scales, round_half_away, window_padding
 from . import elementwise
 from .elementwise import hard_swish_int8, logistic_int8, table, tanh_int8
@@ -256,7 +257,6 @@ def mul(b: Builder, op: Operator) -> None:
     if xa.shape != y.shape:
         xa, xb = xb, xa    # the product is symmetric: the full-size operand first
     try:
-        from ..ops import infer_shape
         ok = xa.shape == y.shape and infer_shape("mul", {}, [xa.shape, xb.shape], {}) == y.shape
     except ValueError:
         ok = False
