@@ -440,7 +440,9 @@ def tanh(b: Builder, op: Operator) -> None:
 
 
 def relu(b: Builder, op: Operator) -> None:
-    _lookup(b, op, elementwise.relu, int16=True)
+    """int8 only: on int16 codes the TFLM wheel's RELU departs from ReluQuantized's formula (in a measured case 4,103
+    of 32,768 codes came out 1 higher, as if rounded from 0.625 up), which is not explained yet."""
+    _lookup(b, op, elementwise.relu)
 
 
 def relu6(b: Builder, op: Operator) -> None:
