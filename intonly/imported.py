@@ -63,6 +63,7 @@ class OracleCompare:
     elements: int
     mismatched: dict[str, int]
     max_abs_lsb: int = 0
+    end_to_end_max_abs_lsb: int | None = None   # ONNX Runtime: hwsim free-running, not teacher-forced
 
     @property
     def bit_exact(self) -> bool:
@@ -75,6 +76,7 @@ class OracleCompare:
     def as_dict(self) -> dict:
         return {"runtime": self.runtime, "samples": self.samples, "tensors": self.tensors, "elements": self.elements,
                 "bit_exact": self.bit_exact, "max_abs_lsb": self.max_abs_lsb,
+                "end_to_end_max_abs_lsb": self.end_to_end_max_abs_lsb,
                 "tolerance_lsb": TOLERANCE_LSB[self.runtime], "within_tolerance": self.within_tolerance,
                 "mismatched_elements": {k: v for k, v in self.mismatched.items() if v}}
 
@@ -114,11 +116,10 @@ def compare_with_tflm(path, imported, int_inputs: list[np.ndarray], values: dict
     return OracleCompare("tflite-micro", samples, len(names), elements, mismatched, worst)
 
 
-def compare_with_onnxruntime(path, imported, int_inputs: list[np.ndarray], values: dict) -> OracleCompare:
-    """Run ONNX Runtime (default session: its graph optimizations turn QDQ patterns into its integer kernels) on
-    the float inputs ``scale · (q - zero_point)`` (which its QuantizeLinear maps back to ``q``), with every imported
-    integer tensor added as a graph output, and count per tensor the elements where hwsim differs; the largest
-    difference in LSBs is kept in ``max_abs_lsb``."""
+def onnxruntime_values(path, imported, int_inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """ONNX Runtime's value of every imported integer tensor, as IR codes in IR layout (batch first): a default
+    session (its graph optimizations turn QDQ patterns into its integer kernels) with every such tensor added as a
+    graph output, fed the float inputs ``scale · (q - zero_point)``, which its QuantizeLinear maps back to ``q``."""
     import onnx
     import onnxruntime as ort
 
@@ -129,31 +130,52 @@ def compare_with_onnxruntime(path, imported, int_inputs: list[np.ndarray], value
             model.graph.output.append(onnx.ValueInfoProto(name=name))
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     ir = imported.model
-    feeds = {}
-    for f_name, node in zip(ir.inputs, (n for n in ir.nodes if n.op == "quantize")):
+    feeds = []
+    for batch, node in zip(int_inputs, (n for n in ir.nodes if n.op == "quantize")):
         t = ir.tensors[node.outputs[0]]
-        batch = int_inputs[len(feeds)].astype(np.float32)
+        real = (batch.astype(np.float32) - np.float32(t.zero_point)) * np.float32(t.scale)
         perm = node.attrs["perm"]
-        real = (batch - np.float32(t.zero_point)) * np.float32(t.scale)
         if perm:   # stored HWC -> ONNX's CHW
             real = real.transpose(0, *(1 + perm.index(k) for k in range(len(perm))))
-        feeds[ir.tensors[f_name].name] = np.ascontiguousarray(real)
+        feeds.append(np.ascontiguousarray(real))
     names = list(imported.tensor_names)
-    mismatched = dict.fromkeys(imported.tensor_names.values(), 0)
-    worst = 0
-    elements = 0
-    samples = len(int_inputs[0])
     onnx_inputs = [i.name for i in session.get_inputs()]
-    for i in range(samples):
-        results = session.run(names, {k: v[i:i + 1] for k, v in zip(onnx_inputs, feeds.values())})
-        for onnx_name, theirs in zip(names, results):
-            ir_name = imported.tensor_names[onnx_name]
-            ours = values[ir_name][i]
-            theirs = np.asarray(theirs[0], dtype=np.int64) - imported.offsets[ir_name]
-            if theirs.ndim == 3:
-                theirs = theirs.transpose(1, 2, 0)
-            diff = np.abs(theirs.reshape(ours.shape) - ours.astype(np.int64))
-            mismatched[ir_name] += int(np.count_nonzero(diff))
+    runs = [session.run(names, {k: v[i:i + 1] for k, v in zip(onnx_inputs, feeds)}) for i in range(len(feeds[0]))]
+    values = {}
+    for k, onnx_name in enumerate(names):
+        ir_name = imported.tensor_names[onnx_name]
+        arr = np.concatenate([r[k] for r in runs]).astype(np.int64) - imported.offsets[ir_name]
+        values[ir_name] = (arr.transpose(0, 2, 3, 1) if arr.ndim == 4 else arr).reshape(
+            (len(arr),) + ir.tensors[ir_name].shape)
+    return values
+
+
+def compare_with_onnxruntime(path, imported, int_inputs: list[np.ndarray], values: dict) -> OracleCompare:
+    """hwsim against ONNX Runtime (:func:`onnxruntime_values`) **layer by layer**: each integer node runs in hwsim on
+    ONNX Runtime's own values of its inputs (teacher-forced; a tensor ONNX Runtime does not have comes from hwsim),
+    and its output is compared with ONNX Runtime's, so a difference is that node's own, not one carried from
+    upstream. ``mismatched``/``max_abs_lsb`` count those; ``end_to_end_max_abs_lsb`` is the largest difference of
+    hwsim's free-running ``values`` (differences grow through steep functions)."""
+    from intonly.hwsim.executor import LayerTrace, OpContext
+    from intonly.hwsim.ops import executor
+    from intonly.quantize.names import ROUNDING_IDS
+
+    theirs = onnxruntime_values(path, imported, int_inputs)
+    model = imported.model
+    forced = {name: v.astype(model.tensors[name].dtype) for name, v in theirs.items()}
+    mismatched = {name: 0 for name in theirs}
+    worst = end_to_end = 0
+    for name, ref in theirs.items():
+        end_to_end = max(end_to_end, int(np.abs(values[name].astype(np.int64) - ref).max(initial=0)))
+    for node in model.integer_nodes():
+        out = node.outputs[0]
+        ctx = OpContext(ROUNDING_IDS[model.rounding], True, LayerTrace(node.name, node.op, out), len(int_inputs[0]))
+        ours = executor(node.op).run(model, node, [forced[t] for t in node.inputs], ctx)
+        if out in theirs:
+            diff = np.abs(ours.astype(np.int64) - theirs[out])
+            mismatched[out] = int(np.count_nonzero(diff))
             worst = max(worst, int(diff.max(initial=0)))
-            elements += ours.size
-    return OracleCompare("onnxruntime", samples, len(names), elements, mismatched, worst)
+        else:
+            forced[out] = ours
+    elements = int(sum(v.size for v in theirs.values()))
+    return OracleCompare("onnxruntime", len(int_inputs[0]), len(theirs), elements, mismatched, worst, end_to_end)

@@ -92,6 +92,7 @@ def run_imported_job(args, console: Console) -> dict:
             "bit_exact": {key: oracle.bit_exact, "c_host": c_mismatches == 0},
             "runtime": oracle.runtime, "runtime_tolerance_lsb": TOLERANCE_LSB[oracle.runtime],
             "runtime_within_tolerance": oracle.within_tolerance, "runtime_max_abs_lsb": oracle.max_abs_lsb,
+            "runtime_end_to_end_max_abs_lsb": oracle.end_to_end_max_abs_lsb,
             f"{key}_tensors_compared": oracle.tensors, f"{key}_elements_compared": oracle.elements,
             f"{key}_mismatched_elements": sum(oracle.mismatched.values()), "c_host_mismatched_elements": c_mismatches,
             "clamp_events": int(sum(t.clamp_events for t in sim.trace)),

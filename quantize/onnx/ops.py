@@ -163,20 +163,120 @@ def flatten(c: Converter, node: OnnxNode) -> None:
     c.emit("reshape", [source.name], out_q, {"shape": [int(np.prod(x.shape))]})
 
 
-def relu(c: Converter, node: OnnxNode) -> None:
-    """Relu / Clip between a DequantizeLinear and a QuantizeLinear: the float function on every input code, rounded
-    half to even at the output's scale (a ``lookup`` table)."""
+ELEMENTWISE = {  # ONNX op -> its float function of the real input (float64), from the node's attributes
+    "Relu": lambda a: lambda v: np.maximum(v, 0.0),
+    "Sigmoid": lambda a: lambda v: 1.0 / (1.0 + np.exp(-v)),
+    "Tanh": lambda a: np.tanh,
+    "LeakyRelu": lambda a: lambda v: np.where(v >= 0, v, float(a.get("alpha", 0.01)) * v),
+    "HardSigmoid": lambda a: lambda v: np.clip(float(a.get("alpha", 0.2)) * v + float(a.get("beta", 0.5)), 0, 1),
+    "HardSwish": lambda a: lambda v: v * np.clip(v / 6.0 + 0.5, 0, 1),
+}
+
+
+def elementwise(c: Converter, node: OnnxNode) -> None:
+    """Relu, Clip, Sigmoid, Tanh, LeakyRelu, HardSigmoid, HardSwish between a DequantizeLinear and a QuantizeLinear
+    (or com.microsoft.QLinearSigmoid / QLinearLeakyRelu): the float function of every input code's real value, rounded
+    half to even at the output's scale and clamped (a ``lookup`` table; ONNX Runtime's own tables for these ops are
+    built the same way in float32, so they can differ by 1 LSB where a value lies near a tie)."""
+    qlinear = node.op.startswith("com.microsoft.QLinear")
+    kind = node.op.rsplit(".QLinear", 1)[-1] if qlinear else node.op
     x = c.quantized(node.inputs[0])
-    out_q = c.output_quantization(node, True)
+    out_q = c.output_quantization(node, not qlinear, (node.inputs[3], node.inputs[4] if len(node.inputs) > 4
+                                                      else None) if qlinear else None)
     s_out, zp_out = out_q[1], out_q[2] - (128 if out_q[3] == "uint8" else 0)
-    lo_f, hi_f = 0.0, math.inf
-    if node.op == "Clip":
+    if kind == "Clip":
         lo_f = float(c.scalar(node.inputs[1], "min")) if len(node.inputs) > 1 and node.inputs[1] else -math.inf
         hi_f = float(c.scalar(node.inputs[2], "max")) if len(node.inputs) > 2 and node.inputs[2] else math.inf
+        function = lambda v: np.clip(v, lo_f, hi_f)  # noqa: E731
+    else:
+        function = ELEMENTWISE[kind](node.attrs)
     codes = np.arange(-128, 128, dtype=np.float64)
-    real = np.clip((codes - x.zero_point) * f32(x.scale), lo_f, hi_f)
+    real = function((codes - x.zero_point) * f32(x.scale))
     table = np.clip(np.rint(real / f32(s_out)) + zp_out, -128, 127).astype(np.int8)
     c.emit("lookup", [x.name], out_q, {"input_min": -128}, {"table": c.add_constant(out_q[0] + ":table", table)})
+
+
+def requantized(c: Converter, x, scale: float, zp: int, step: str):
+    """``x`` as it is, or requantized to (``scale``, ``zp``) when its quantization differs."""
+    if (x.scale, x.zero_point) == (scale, zp):
+        return x
+    (m,), (sh,) = requant_params(x.scale, [1.0], scale, step)
+    y = TensorInfo(c.unique(x.name + ":requantized"), "int8", x.shape, scale, zp, 8, layout=x.layout)
+    c.tensors[y.name] = y
+    c.append("requantize", [x.name], y, {"multiplier": int(m), "shift": int(sh), "input_zp": x.zero_point,
+                                         "output_zp": zp, "act_min": -128, "act_max": 127}, step=step)
+    return y
+
+
+def concat(c: Converter, node: OnnxNode) -> None:
+    """Concat (QDQ) / com.microsoft.QLinearConcat: inputs quantized differently from the output are requantized
+    first; the ONNX axis becomes the stored one (channels of an NCHW image are the last stored axis)."""
+    qlinear = node.op.endswith("QLinearConcat")
+    if qlinear:
+        ins = [c.quantized(t) for t in node.inputs[2::3]]
+        out_q = c.output_quantization(node, False, (node.inputs[0], node.inputs[1]))
+    else:
+        ins = [c.quantized(t) for t in node.inputs]
+        out_q = c.output_quantization(node, True)
+    rank = len(ins[0].shape) + 1
+    axis = int(node.attrs.get("axis", 1)) % rank
+    if axis == 0:
+        raise Refusal("Concat along the batch axis")
+    stored_axis = {1: 2, 2: 0, 3: 1}[axis] if rank == 4 else axis - 1
+    zp = out_q[2] - (128 if out_q[3] == "uint8" else 0)
+    parts = [requantized(c, x, out_q[1], zp, f"requantize{i}").name for i, x in enumerate(ins)]
+    c.emit("concat", parts, out_q, {"axis": stored_axis})
+
+
+def average_pool(c: Converter, node: OnnxNode) -> None:
+    """AveragePool (QDQ) / com.microsoft.QLinearAveragePool. Unpadded: a depthwise convolution with unit weights and
+    the multiplier ``s_in / (k·s_out)``, rounded half to even once, as ONNX Runtime rounds its float average. Padded,
+    with the input's quantization kept: ``avgpool`` (rounding division of the codes, ties away from zero: 1 LSB from
+    ONNX Runtime at exact halves)."""
+    qlinear = node.op.endswith("QLinearAveragePool")
+    x = c.quantized(node.inputs[0])
+    out_q = c.output_quantization(node, not qlinear, (node.inputs[3], node.inputs[4]) if qlinear else None)
+    a = node.attrs
+    if a.get("ceil_mode", 0) or len(a.get("kernel_shape", [])) != 2 or len(x.shape) != 3:
+        raise Refusal("ceil_mode or a pool that is not 2-D")
+    kernel, stride = list(a["kernel_shape"]), list(a.get("strides", [1, 1]))
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    zp_out = out_q[2] - (128 if out_q[3] == "uint8" else 0)
+    if any(pads) and (x.scale, x.zero_point) == (out_q[1], zp_out):
+        c.emit("avgpool", [x.name], out_q, {"kernel": kernel, "stride": stride, "padding": pads,
+                                            "count_include_pad": int(a.get("count_include_pad", 0)),
+                                            "pad_value": x.zero_point, "act_min": -128, "act_max": 127})
+        return
+    if any(pads):
+        raise Refusal("a padded average pool whose output is quantized differently from its input")
+    ch = x.shape[2]
+    m, sh = mean_multiplier(x.scale, kernel[0] * kernel[1], out_q[1], _where(node))
+    params = {"weight": c.add_constant(out_q[0] + ":ones", np.ones((ch, *kernel, 1), np.int8)),
+              "bias": c.add_constant(out_q[0] + ":bias", np.zeros(ch, np.int32)),
+              "multiplier": c.add_constant(out_q[0] + ":multiplier", np.full(ch, m, np.int32)),
+              "shift": c.add_constant(out_q[0] + ":shift", np.full(ch, sh, np.int32))}
+    c.emit("conv2d", [x.name], out_q, {"stride": stride, "padding": [0, 0, 0, 0], "dilation": [1, 1], "groups": ch,
+                                       "input_zp": x.zero_point, "output_zp": zp_out, "act_min": -128,
+                                       "act_max": 127}, params)
+
+
+def mul(c: Converter, node: OnnxNode) -> None:
+    """Mul (QDQ) / com.microsoft.QLinearMul: equal shapes or a per-channel gate, one dyadic requantization of
+    ``s_a·s_b / s_out`` (ONNX Runtime multiplies in float: 1 LSB near ties)."""
+    qlinear = node.op.endswith("QLinearMul")
+    if qlinear:
+        xa, xb = c.quantized(node.inputs[0]), c.quantized(node.inputs[3])
+        out_q = c.output_quantization(node, False, (node.inputs[6], node.inputs[7] if len(node.inputs) > 7 else None))
+    else:
+        xa, xb = c.quantized(node.inputs[0]), c.quantized(node.inputs[1])
+        out_q = c.output_quantization(node, True)
+    if len(xa.shape) < len(xb.shape) or (xa.shape != xb.shape and math.prod(xa.shape) < math.prod(xb.shape)):
+        xa, xb = xb, xa
+    (m,), (sh,) = requant_params(xa.scale, [xb.scale], out_q[1], _where(node))
+    c.emit("mul", [xa.name, xb.name], out_q, {"input_zps": [xa.zero_point, xb.zero_point], "multiplier": int(m),
+                                             "shift": int(sh), "output_zp": out_q[2] - (128 if out_q[3] == "uint8"
+                                                                                      else 0),
+                                             "act_min": -128, "act_max": 127})
 
 
 def f32(v) -> float:
@@ -186,4 +286,8 @@ def f32(v) -> float:
 CONVERTERS = {"Conv": conv, "QLinearConv": conv, "Gemm": gemm, "com.microsoft.QGemm": gemm, "MatMul": gemm,
               "QLinearMatMul": gemm, "Add": add, "com.microsoft.QLinearAdd": add, "MaxPool": max_pool,
               "GlobalAveragePool": spatial_mean, "com.microsoft.QLinearGlobalAveragePool": spatial_mean,
-              "ReduceMean": spatial_mean, "Flatten": flatten, "Reshape": flatten, "Relu": relu, "Clip": relu}
+              "ReduceMean": spatial_mean, "Flatten": flatten, "Reshape": flatten, "Clip": elementwise,
+              **{op: elementwise for op in ELEMENTWISE}, "com.microsoft.QLinearSigmoid": elementwise,
+              "com.microsoft.QLinearLeakyRelu": elementwise, "Concat": concat, "com.microsoft.QLinearConcat": concat,
+              "AveragePool": average_pool, "com.microsoft.QLinearAveragePool": average_pool, "Mul": mul,
+              "com.microsoft.QLinearMul": mul}
