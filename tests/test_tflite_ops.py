@@ -308,8 +308,7 @@ def int16_variant(op: str):
     return make
 
 
-# TFLM has no int16 RESIZE_BILINEAR; its int16 RELU and LEAKY_RELU are not reproduced (quantize/tflite/builtins.py)
-INT16_VARIANTS = ["mul", "sub", "relu6", "quantize", "mean", "resize_nearest_neighbor", "concatenation",
+INT16_VARIANTS = ["mul", "sub", "relu", "relu6", "leaky_relu", "quantize", "mean", "resize_nearest_neighbor", "concatenation",
                   "transpose", "pad", "strided_slice"]
 
 

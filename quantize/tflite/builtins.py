@@ -440,9 +440,7 @@ def tanh(b: Builder, op: Operator) -> None:
 
 
 def relu(b: Builder, op: Operator) -> None:
-    """int8 only: on int16 codes the TFLM wheel's RELU departs from ReluQuantized's formula (in a measured case 4,103
-    of 32,768 codes came out 1 higher, as if rounded from 0.625 up), which is not explained yet."""
-    _lookup(b, op, elementwise.relu)
+    _lookup(b, op, elementwise.relu, int16=True)
 
 
 def relu6(b: Builder, op: Operator) -> None:
@@ -452,10 +450,8 @@ def relu6(b: Builder, op: Operator) -> None:
 
 
 def leaky_relu(b: Builder, op: Operator) -> None:
-    """int8 only: on int16 codes the TFLM wheel's LEAKY_RELU differs from the reference kernel's double rounding
-    at a few ties (10 of 65,536 codes in a measured case), which is not explained yet."""
     alpha = float(np.float32(op.options.alpha))
-    _lookup(b, op, lambda *q: elementwise.leaky_relu(*q[:4], alpha, q[4]))
+    _lookup(b, op, lambda *q: elementwise.leaky_relu(*q[:4], alpha, q[4]), int16=True)
 
 
 def hard_swish(b: Builder, op: Operator) -> None:

@@ -54,8 +54,10 @@ def tanh_int8(s_in: float, zp_in: int):
 
 def relu(s_in: float, zp_in: int, s_out: float, zp_out: int, out_range=INT8):
     """ReluQuantized (RELU, int8 or int16): ``zp_out + MBQM(q - zp_in)`` with the multiplier of
-    ``double(float32(s_in / s_out))``, clamped to ``[zp_out + roundf(0 / s_out), type max]`` within the type."""
-    multiplier, shift = quantize_multiplier(float(F32(s_in) / F32(s_out)))
+    ``double(s_in) / double(s_out)`` (the ratio formed in double, as the tflite-micro wheel computes it: the source
+    at 90b983c2 reads as a float32 division, which differs in the last bits and shows on int16 codes), clamped to
+    ``[zp_out + roundf(0 / s_out), type max]`` within the type."""
+    multiplier, shift = quantize_multiplier(float(F32(s_in)) / float(F32(s_out)))
     lo = max(out_range[0], zp_out + _roundf(F32(0.0) / F32(s_out)))
     hi = out_range[1]
 
@@ -76,10 +78,10 @@ def relu6(s_in: float, zp_in: int, out_range=INT8):
 
 def leaky_relu(s_in: float, zp_in: int, s_out: float, zp_out: int, alpha: float, out_range=INT8):
     """reference_ops::QuantizeLeakyRelu (int8 or int16): ``zp_out + MBQM(x, identity)`` for ``x = q - zp_in >= 0``,
-    else ``zp_out ± MBQM(x, |alpha|)``; multipliers of ``double(float32(s_in · alpha / s_out))`` and
-    ``double(float32(s_in / s_out))``; clamped to the type."""
-    m_alpha, shift_alpha = quantize_multiplier(float(F32(F32(s_in) * F32(alpha)) / F32(s_out)))
-    m_identity, shift_identity = quantize_multiplier(float(F32(s_in) / F32(s_out)))
+    else ``zp_out ± MBQM(x, |alpha|)``; multipliers of ``s_in · alpha / s_out`` and ``s_in / s_out`` formed in double,
+    as the tflite-micro wheel does (see :func:`relu`); clamped to the type."""
+    m_alpha, shift_alpha = quantize_multiplier(float(F32(s_in)) * float(F32(alpha)) / float(F32(s_out)))
+    m_identity, shift_identity = quantize_multiplier(float(F32(s_in)) / float(F32(s_out)))
     negative = m_alpha < 0
 
     def f(q: int) -> int:
