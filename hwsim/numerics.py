@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from intonly.quantize.names import ROUNDING_IDS
+from intonly.quantize.tflite.fixedpoint import rdbpot, srdhm  # gemmlowp's SRDHM and RDBPOT, shared with the importer
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 REQUANT_16X8 = 3   # requant() mode of TFLite's 16x8 layers (conv2d/dense with an int64 bias)
@@ -28,23 +29,6 @@ REQUANT_16X8 = 3   # requant() mode of TFLite's 16x8 layers (conv2d/dense with a
 
 def rounding_id(name: str) -> int:
     return ROUNDING_IDS[name]
-
-
-@njit(inline="always", cache=True)
-def srdhm(x, b):
-    """SaturatingRoundingDoublingHighMul for int32 x and b (the saturating case needs b = -2**31)."""
-    if x == INT32_MIN and b == INT32_MIN:
-        return np.int64(INT32_MAX)
-    return (np.int64(x) * np.int64(b) + np.int64(1 << 30)) >> 31
-
-
-@njit(inline="always", cache=True)
-def rdbpot(x, e):
-    """RoundingDivideByPOT: x / 2**e rounded to nearest, ties away from zero (0 <= e <= 31)."""
-    mask = (np.int64(1) << e) - 1
-    rem = x & mask
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> e) + (1 if rem > threshold else 0)
 
 
 @njit(inline="always", cache=True)

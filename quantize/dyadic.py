@@ -21,6 +21,16 @@ def f64(x) -> float:
     return float(np.float32(x))
 
 
+def frexp_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier`` core for ``real > 0``: ``(b, e)`` with ``real ≈ b / 2^31 · 2^e`` and
+    ``2^30 <= b < 2^31`` (``b = round_half_away(frexp mantissa · 2^31)``, renormalized when it rounds to 2^31)."""
+    q, e = math.frexp(real)
+    b = int(q * 2**31 + 0.5)  # q > 0: +0.5 then floor is round-half-away-from-zero
+    if b == 2**31:
+        b, e = 2**30, e + 1
+    return b, e
+
+
 def quantize_multiplier(real: float, where: str = "") -> tuple[int, int]:
     """Return ``(b, c)`` for a real multiplier in ``[0, 2**30)``.
 
@@ -32,10 +42,7 @@ def quantize_multiplier(real: float, where: str = "") -> tuple[int, int]:
         raise QuantizationError(f"{where}: multiplier {real!r} is not a finite non-negative number")
     if real == 0.0:
         return 0, 31
-    q, e = math.frexp(real)
-    b = int(q * 2**31 + 0.5)  # q > 0: +0.5 then floor is round-half-away-from-zero
-    if b == 2**31:
-        b, e = 2**30, e + 1
+    b, e = frexp_multiplier(real)
     c = 31 - e
     if c > MAX_SHIFT:
         return 0, 31

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 
+from ..dyadic import f64, quantize_multiplier
 from ..ir import TensorInfo
 from .convert import Converter, Refusal, add_params, mean_multiplier, requant_params
 from .reader import OnnxNode
@@ -200,7 +201,7 @@ def requantized(c: Converter, x, scale: float, zp: int, step: str):
     """``x`` as it is, or requantized to (``scale``, ``zp``) when its quantization differs."""
     if (x.scale, x.zero_point) == (scale, zp):
         return x
-    (m,), (sh,) = requant_params(x.scale, [1.0], scale, step)
+    m, sh = quantize_multiplier(f64(x.scale) / f64(scale), step)
     y = TensorInfo(c.unique(x.name + ":requantized"), "int8", x.shape, scale, zp, 8, layout=x.layout)
     c.tensors[y.name] = y
     c.append("requantize", [x.name], y, {"multiplier": int(m), "shift": int(sh), "input_zp": x.zero_point,

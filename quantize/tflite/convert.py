@@ -13,7 +13,6 @@ first, which must be 1); image tensors stay NHWC, which is the IR's HWC.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ from ..dyadic import f64
 from ..errors import ModelFileError, UnsupportedOpError
 from ..graph_builder import GraphBuilder
 from ..ir import IntModel, Node, TensorInfo, storage_dtype
+from .fixedpoint import round_half_away
 from .reader import Operator, Tensor, TFLiteGraph
 
 ACTIVATION_TYPES = {"INT8": 8, "INT16": 16}
@@ -181,11 +181,6 @@ def _describe_io(graph: TFLiteGraph, op: Operator) -> str:
 
 
 # ---- TFLite's definitions the converters share -----------------------------------------------------------
-
-def round_half_away(v: float) -> int:
-    """std::round / TfLiteRound: to nearest, ties away from zero."""
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
-
 
 def activation_range(fused: str, out: TensorInfo) -> tuple[int, int]:
     """TFLM ``CalculateActivationRangeQuantized``: ``zp + round(float32(f) / float32(scale))`` within the type."""

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 
-from .fixedpoint import (logistic, multiply_by_quantized_multiplier, quantize_multiplier, rdbpot, saturate16,
-                         srdhm16, tanh)
+from .fixedpoint import (logistic, multiply_by_quantized_multiplier, quantize_multiplier, rdbpot, round_half_away,
+                         saturate16, srdhm16, tanh)
 
 F32 = np.float32
 INT8 = (-128, 127)
@@ -58,7 +58,7 @@ def relu(s_in: float, zp_in: int, s_out: float, zp_out: int, out_range=INT8):
     at 90b983c2 reads as a float32 division, which differs in the last bits and shows on int16 codes), clamped to
     ``[zp_out + roundf(0 / s_out), type max]`` within the type."""
     multiplier, shift = quantize_multiplier(float(F32(s_in)) / float(F32(s_out)))
-    lo = max(out_range[0], zp_out + _roundf(F32(0.0) / F32(s_out)))
+    lo = max(out_range[0], zp_out + round_half_away(F32(0.0) / F32(s_out)))
     hi = out_range[1]
 
     def f(q: int) -> int:
@@ -69,7 +69,7 @@ def relu(s_in: float, zp_in: int, s_out: float, zp_out: int, out_range=INT8):
 def relu6(s_in: float, zp_in: int, out_range=INT8):
     """Relu6Quantized (int8 or int16): ``clamp(q, zp_in, zp_in + round(6 / s_in))`` on the input's own codes (TFLM
     reads no output quantization)."""
-    six = min(max(int(_round_double(F32(6.0) / F32(s_in))) + zp_in, out_range[0]), out_range[1])
+    six = min(max(round_half_away(F32(6.0) / F32(s_in)) + zp_in, out_range[0]), out_range[1])
 
     def f(q: int) -> int:
         return min(max(q, zp_in), six)
@@ -140,14 +140,6 @@ def hard_swish_int8(s_in: float, zp_in: int, s_out: float, zp_out: int):
 def _down_scale_16(m32: int) -> int:
     """DownScaleInt32ToInt16Multiplier: ``(m + 2^15) >> 16``, 32767 at the top."""
     return 2**15 - 1 if m32 >= 2**31 - 1 - 2**15 else (m32 + (1 << 15)) >> 16
-
-
-def _roundf(v) -> int:
-    """C's roundf of a float32: half away from zero."""
-    return int(math.copysign(math.floor(abs(float(v)) + 0.5), float(v)))
-
-
-_round_double = _roundf   # round() of the float32 quotient promoted to double: the same value
 
 
 def table(f, in_bits: int, out_dtype) -> np.ndarray:

@@ -17,6 +17,8 @@ import math
 
 from numba.extending import register_jitable
 
+from ..dyadic import frexp_multiplier
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -26,10 +28,7 @@ def srdhm(a, b):
     of ``2^30`` or ``1 - 2^30`` before a truncating division), saturating only for ``a = b = -2^31``."""
     if a == INT32_MIN and b == INT32_MIN:
         return INT32_MAX
-    ab = a * b
-    if ab >= 0:
-        return (ab + (1 << 30)) >> 31
-    return -((-ab + (1 << 30) - 1) >> 31)
+    return (a * b + (1 << 30)) >> 31   # = gemmlowp's (ab + nudge) / 2^31 truncated, for either sign of ab
 
 
 @register_jitable
@@ -124,13 +123,19 @@ def reciprocal(x, integer_digits):
     return one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one), bits_over_unit
 
 
+def round_half_away(v: float) -> int:
+    """std::round / roundf / TfLiteRound of a float: to nearest, ties away from zero (exact: ``a - floor(a)`` is
+    representable, so no ``+ 0.5`` double rounding, which would send 0.49999999999999994 to 1)."""
+    a = abs(float(v))
+    whole = math.floor(a)
+    n = whole + (1 if a - whole >= 0.5 else 0)
+    return -n if float(v) < 0 else n
+
+
 def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
     """TFLite's QuantizeMultiplierGreaterThanOne: ``real = m / 2^31 * 2^left_shift`` with ``m`` in
     [2^30, 2^31) and ``left_shift >= 0`` (``real >= 1``)."""
-    q, e = math.frexp(real)
-    m = int(q * 2**31 + 0.5)        # q > 0: round half away
-    if m == 2**31:
-        m, e = 2**30, e + 1
+    m, e = frexp_multiplier(real)
     if e < 0:
         raise ValueError(f"multiplier {real!r} is below 1")
     return m, e
@@ -205,10 +210,7 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     2^-31)."""
     if real == 0.0:
         return 0, 0
-    q, shift = math.frexp(real)
-    m = int(math.copysign(math.floor(abs(q) * 2**31 + 0.5), q))
-    if m == 2**31:
-        m, shift = m // 2, shift + 1
+    m, shift = frexp_multiplier(abs(real))     # std::round of a negative mantissa is the mirrored value
     if shift < -31:
         return 0, 0
-    return m, shift
+    return (m if real > 0 else -m), shift
