@@ -6,6 +6,7 @@ and MAX_POOL_2D have their own here. A failure names the op, the seed and the gr
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +18,7 @@ from test_tflm_oracle import MAKERS, loguniform, out_size, random_inputs, window
 from intonly.api import build_and_run
 from intonly.hwsim import simulate
 from intonly.imported import compare_with_tflm
+from intonly.quantize.errors import UnsupportedOpError
 from intonly.quantize.tflite import import_tflite
 
 OP = tflm.OP
@@ -300,6 +302,36 @@ def pool_16_graph(opcode: int):
     return make
 
 
+def sigmoid_16_graph(opcode: int):
+    """int16 LOGISTIC / TANH: zero points 0, output scale 2^-15 (TFLite's requirement); input scales that are powers
+    of two (TFLM's shortcut, 2^-13..2^-10) at every third seed, else anything in 2^-17..2^-7, so the interpolated
+    region and the saturated ends are both hit. The first sample holds consecutive codes around 0."""
+    def make(rng, seed: int):
+        shape = tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 4))))
+        s_in = 2.0 ** int(rng.integers(-13, -9)) if seed % 3 == 0 else loguniform(rng, 2 ** -17, 2 ** -7)
+        x = tflm.act_tensor("x", (1, *shape), s_in, 0, INT16)
+        y = tflm.act_tensor("y", (1, *shape), 2 ** -15, 0, INT16)
+        near_zero = (np.arange(math.prod(shape)) + int(rng.integers(-2000, 2000))).reshape(1, *shape)
+        inputs = np.concatenate([near_zero, random_int16(rng, shape)]).astype(np.int16)
+        return dict(seed=seed, shape=shape, s_in=s_in), tflm.single_op_model(opcode, 0, None, [x], y, [x]), [inputs]
+    return make
+
+
+def softmax_16_graph(rng, seed: int):
+    """int16 SOFTMAX (TFLite's two 513-entry tables): rows of 1..40, input scales 2^-12..2^-4 with zero point 0,
+    beta 1 or random, output (1/32768, 0); samples over the whole int16 range and within a few hundred codes."""
+    shape = tuple(int(v) for v in rng.integers(1, 4, int(rng.integers(0, 3)))) + (int(rng.integers(1, 41)),)
+    s_in = loguniform(rng, 2 ** -12, 2 ** -4)
+    beta = 1.0 if seed % 2 else float(np.float32(rng.uniform(0.2, 3.0)))
+    x = tflm.act_tensor("x", (1, *shape), s_in, 0, INT16)
+    y = tflm.act_tensor("y", (1, *shape), 1 / 32768, 0, INT16)
+    data = tflm.single_op_model(OP.SOFTMAX, tflm.tfl.BuiltinOptions.SoftmaxOptions, tflm.tfl.SoftmaxOptionsT(beta=beta),
+                                [x], y, [x])
+    narrow = rng.integers(-400, 400, (4, *shape)) + rng.integers(-30000, 30000, (4, *shape[:-1], 1))
+    return dict(seed=seed, shape=shape, s_in=s_in, beta=beta), data, \
+        [np.concatenate([random_int16(rng, shape), narrow]).astype(np.int16)]
+
+
 def int16_variant(op: str):
     """``op``'s random graph in TFLite's 16x8 mode (tflm_builders.to_16x8), inputs widened to int16."""
     def make(rng, seed: int):
@@ -334,7 +366,8 @@ GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_gr
                 "conv2d_16x8": weighted_16x8_graph("conv2d"), "depthwise_conv2d_16x8": weighted_16x8_graph("depthwise"),
                 "fully_connected_16x8": weighted_16x8_graph("fully_connected"), "add_16x8": add_16_graph,
                 "average_pool2d_16x8": pool_16_graph(OP.AVERAGE_POOL_2D),
-                "max_pool2d_16x8": pool_16_graph(OP.MAX_POOL_2D)}
+                "max_pool2d_16x8": pool_16_graph(OP.MAX_POOL_2D), "logistic_16x8": sigmoid_16_graph(OP.LOGISTIC),
+                "tanh_16x8": sigmoid_16_graph(OP.TANH), "softmax_16x8": softmax_16_graph}
 GRAPH_MAKERS.update({f"{op}_16x8": int16_variant(op) for op in INT16_VARIANTS})
 
 
@@ -371,6 +404,26 @@ def test_int16_resize_bilinear_equals_litert_reference_kernels(tmp_path):
         if not np.array_equal(ours, theirs):
             failures.append(f"{params}: {int(np.count_nonzero(ours != theirs))} elements differ")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("opcode, in_q, out_q, message", [
+    (OP.HARD_SWISH, (0.05, 0), (0.05, 0), "no TensorFlow Lite runtime defines an int16 HARD_SWISH"),
+    (OP.LOGISTIC, (2 ** -10, 3), (2 ** -15, 0), "zero points 3 (input) and 0 (output); TFLite's int16 LOGISTIC and "
+     "TANH take zero point 0"),
+    (OP.TANH, (2 ** -10, 0), (2 ** -14, 0), "output scale 6.103515625e-05; TFLite's int16 LOGISTIC and TANH write "
+     "scale 2^-15"),
+    (OP.SOFTMAX, (2 ** -10, 0), (2 ** -16, 0), "TFLite's int16 softmax takes zero points 0 and writes scale 1/32768"),
+])
+def test_int16_quantization_tflite_refuses_is_refused_by_name(opcode, in_q, out_q, message, tmp_path):
+    x = tflm.act_tensor("x", (1, 4), *in_q, INT16)
+    y = tflm.act_tensor("y", (1, 4), *out_q, INT16)
+    options = (tflm.tfl.BuiltinOptions.SoftmaxOptions, tflm.tfl.SoftmaxOptionsT(beta=1.0)) if opcode == OP.SOFTMAX \
+        else (0, None)
+    path = tmp_path / "refused.tflite"
+    path.write_bytes(tflm.single_op_model(opcode, *options, [x], y, [x]))
+    with pytest.raises(UnsupportedOpError) as e:
+        import_tflite(path)
+    assert len(e.value.ops) == 1 and message in e.value.ops[0][1]
 
 
 @pytest.mark.parametrize("op", GRAPH_MAKERS)

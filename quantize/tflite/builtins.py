@@ -15,10 +15,11 @@ import numpy as np
 
 from ..dyadic import add_multipliers, f64, quantize_multipliers
 from ..ops import infer_shape
-from .convert import Builder, Refusal, activation_range, effective_scales, round_half_away, window_padding
+from .convert import Builder, Refusal, activation_range, effective_scales, window_padding
 from . import elementwise
-from .elementwise import hard_swish_int8, logistic_int8, table, tanh_int8
-from .fixedpoint import exp_on_negative_values, quantize_multiplier, softmax_input_scaling, srdhm
+from .elementwise import hard_swish_int8, logistic_int16, logistic_int8, table, tanh_int16, tanh_int8
+from .fixedpoint import exp_on_negative_values, quantize_multiplier, round_half_away, softmax_input_scaling, srdhm
+from .lut16 import softmax_exp_lut, softmax_reciprocal_lut
 from .reader import Operator, _enum_names, _schema
 
 _tfl = _schema()
@@ -220,6 +221,9 @@ def softmax(b: Builder, op: Operator) -> None:
     (input ``diff`` rescaled by the beta multiplier to Q5.26, ``exp_on_negative_values``; 0 where ``diff <
     diff_min``, which TFLite skips), the rest in the ``tflite_softmax`` kernel."""
     x, y = b.activation(op.inputs[0]), b.activation(op.outputs[0])
+    if x.bits == 16:
+        softmax16(b, x, y, float(np.float32(op.options.beta)))
+        return
     _int8_only(x, y)
     if y.zero_point != -128 or np.float32(y.scale) != np.float32(1 / 256):
         raise Refusal(f"output quantization ({y.scale}, {y.zero_point}); TFLite's int8 softmax writes scale 1/256, "
@@ -231,6 +235,23 @@ def softmax(b: Builder, op: Operator) -> None:
         if -d >= diff_min:
             table[d] = exp_on_negative_values(srdhm(-d * (1 << left_shift), multiplier), 5)
     b.append("tflite_softmax", [x.name], y, {}, {"exp_table": b.add_constant(y.name + ":exp_table", table)})
+
+def softmax16(b: Builder, x, y, beta: float) -> None:
+    """TFLite's int16 SOFTMAX: zero points 0, output scale 1/32768 (within 0.1 %, as TFLM checks), the input rescaled
+    by ``QuantizeMultiplier(s_in · beta / (10 / 65535))`` so that [-65535, 0] spans [-10, 0], and TFLite's two
+    513-entry tables (quantize/tflite/lut16.py) in the ``tflite_softmax16`` kernel."""
+    _same_width(x, y)
+    if x.zero_point != 0 or y.zero_point != 0 or abs(float(y.scale) - 1 / 32768) > 0.001 / 32768:
+        raise Refusal(f"quantization ({x.scale}, {x.zero_point}) -> ({y.scale}, {y.zero_point}); TFLite's int16 "
+                      "softmax takes zero points 0 and writes scale 1/32768")
+    multiplier, left_shift = quantize_multiplier(float(np.float32(x.scale)) * beta / (10.0 / 65535.0))
+    if left_shift > 15:
+        raise Refusal(f"input scale {x.scale} times beta {beta} rescales a code difference by 2^{left_shift}; "
+                      "differences up to 65535 must stay inside int32")
+    b.append("tflite_softmax16", [x.name], y, {"multiplier": multiplier, "left_shift": left_shift},
+             {"exp_lut": b.add_constant(y.name + ":exp_lut", softmax_exp_lut()),
+              "reciprocal_lut": b.add_constant(y.name + ":reciprocal_lut", softmax_reciprocal_lut())})
+
 
 def _axis(b: Builder, index: int, axis: int) -> int:
     """A TFLite axis of tensor ``index`` (negative counts from the end) as an axis of the per-sample shape."""
@@ -425,7 +446,27 @@ def _lookup(b: Builder, op: Operator, make, int16: bool = False) -> None:
              {"table": b.add_constant(y.name + ":table", table(f, x.bits, y.dtype))})
 
 
+def _refusing(make):
+    """``make`` with its ValueError (a quantization TFLite's Prepare refuses) raised as a Refusal."""
+    def checked(*args):
+        try:
+            return make(*args)
+        except ValueError as e:
+            raise Refusal(str(e)) from None
+    return checked
+
+
+def _sigmoid_int16(b: Builder, op: Operator, make) -> bool:
+    """An int16 LOGISTIC / TANH as a table of its per-code results; False for an int8 one."""
+    if b.activation(op.inputs[0]).bits != 16:
+        return False
+    _lookup(b, op, _refusing(lambda *q: make(*q[:4])), int16=True)
+    return True
+
+
 def logistic(b: Builder, op: Operator) -> None:
+    if _sigmoid_int16(b, op, logistic_int16):
+        return
     zp_out = b.activation(op.outputs[0]).zero_point
     if zp_out != -128:
         raise Refusal(f"output zero point {zp_out}; TFLite's int8 LOGISTIC writes zero point -128 (scale 1/256)")
@@ -433,6 +474,8 @@ def logistic(b: Builder, op: Operator) -> None:
 
 
 def tanh(b: Builder, op: Operator) -> None:
+    if _sigmoid_int16(b, op, tanh_int16):
+        return
     zp_out = b.activation(op.outputs[0]).zero_point
     if zp_out != 0:
         raise Refusal(f"output zero point {zp_out}; TFLite's int8 TANH writes zero point 0 (scale 1/128)")
@@ -455,12 +498,11 @@ def leaky_relu(b: Builder, op: Operator) -> None:
 
 
 def hard_swish(b: Builder, op: Operator) -> None:
-    def make(s_in, zp_in, s_out, zp_out, _):
-        try:
-            return hard_swish_int8(s_in, zp_in, s_out, zp_out)
-        except ValueError as e:
-            raise Refusal(str(e)) from None
-    _lookup(b, op, make)
+    x = b.activation(op.inputs[0])
+    if x.bits != 8:
+        raise Refusal(f"tensor {x.source!r} is int{x.bits}; no TensorFlow Lite runtime defines an int16 HARD_SWISH "
+                      "(TFLM and LiteRT accept int8 and uint8 only), so there is no definition to reproduce")
+    _lookup(b, op, _refusing(lambda *q: hard_swish_int8(*q[:4])))
 
 
 def quantize(b: Builder, op: Operator) -> None:

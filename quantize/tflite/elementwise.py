@@ -11,6 +11,7 @@ import numpy as np
 
 from .fixedpoint import (logistic, multiply_by_quantized_multiplier, quantize_multiplier, rdbpot, round_half_away,
                          saturate16, srdhm16, tanh)
+from .lut16 import SIGMOID_TABLE_UINT16, checked_log2
 
 F32 = np.float32
 INT8 = (-128, 127)
@@ -50,6 +51,64 @@ def tanh_int8(s_in: float, zp_in: int):
     """reference_integer_ops::Tanh (int8): gemmlowp tanh, ``RDBPOT(·, 24)``; the output is read at scale 1/128,
     zero point 0."""
     return _saturating_unit(s_in, zp_in, tanh, 24, 0)
+
+
+def _sigmoid_table_scaling(s_in: float, s_out: float, zp_in: int, zp_out: int, pot_shifts: tuple[int, ...]):
+    """int16 LOGISTIC / TANH Prepare: ``(multiplier, right_shift)`` that bring an input code to the sigmoid table's
+    unit of 1/(3 · 4096). Zero points must be 0 and the output scale 2^-15. A power-of-two input scale whose shift
+    ``12 + log2(s_in)`` is in ``pot_shifts`` uses ``(3 · 2^shift, 0)`` (the kernels' power-of-two case); any other
+    scale doubles the float64 ``s_in · 4096 · 3`` while it is at most 32767 / 2 (at most 31 times) and truncates."""
+    if zp_in != 0 or zp_out != 0:
+        raise ValueError(f"zero points {zp_in} (input) and {zp_out} (output); TFLite's int16 LOGISTIC and TANH "
+                         "take zero point 0")
+    out_pot, out_log2 = checked_log2(s_out)
+    if not out_pot or out_log2 != -15:
+        raise ValueError(f"output scale {s_out}; TFLite's int16 LOGISTIC and TANH write scale 2^-15")
+    pot, log2 = checked_log2(s_in)
+    if pot and 12 + log2 in pot_shifts:
+        return 3 << (12 + log2), 0
+    multiplier, right_shift = float(F32(s_in)) * 4096.0 * 3.0, 0
+    while multiplier <= 32767.0 / 2.0 and right_shift <= 30:
+        right_shift, multiplier = right_shift + 1, multiplier * 2.0
+    if not 1 <= int(multiplier) <= 32767:
+        raise ValueError(f"input scale {s_in} gives the int16 sigmoid multiplier {int(multiplier)}, outside TFLite's "
+                         "1..32767")
+    return int(multiplier), right_shift
+
+
+def _sigmoid_table_input(q: int, multiplier: int, right_shift: int) -> int:
+    """The input code in units of 1/(3 · 4096): ``(q · m + 2^(shift - 1)) >> shift`` (|q · m| < 2^30)."""
+    return (q * multiplier + ((1 << right_shift) >> 1)) >> right_shift
+
+
+def logistic_int16(s_in: float, zp_in: int, s_out: float, zp_out: int):
+    """reference_integer_ops::Logistic (int16): ``|x|`` interpolated in ``sigmoid_table_uint16`` at 512 units per
+    entry (``(T[u] << 9) + (|x| mod 512) · (T[u+1] - T[u])``, saturated to ``0x7FFF << 10`` from entry 255), mirrored
+    for ``x < 0`` as ``2^25 - r + 511``, plus 512, ``>> 10``: Q0.15 in [0, 32767]."""
+    multiplier, right_shift = _sigmoid_table_scaling(s_in, s_out, zp_in, zp_out, (0,))
+
+    def f(q: int) -> int:
+        x = _sigmoid_table_input(q, multiplier, right_shift)
+        u, frac = abs(x) >> 9, abs(x) & 0x1FF
+        r = 0x7FFF << 10 if u >= 255 else \
+            (int(SIGMOID_TABLE_UINT16[u]) << 9) + frac * int(SIGMOID_TABLE_UINT16[u + 1] - SIGMOID_TABLE_UINT16[u])
+        return (r + (1 << 9) if x >= 0 else (1 << 25) - r + (1 << 9) - 1) >> 10
+    return f
+
+
+def tanh_int16(s_in: float, zp_in: int, s_out: float, zp_out: int):
+    """reference_integer_ops::Tanh (int16), ``tanh(x) = 2 sigmoid(2x) - 1`` on the same table at 256 units per entry
+    (saturated to ``0xFFFF << 8``), ``r - 2^23 + 128`` for ``x >= 0`` and ``2^23 - r + 127`` below, ``>> 8``
+    (arithmetic): Q0.15 in [-32767, 32767]."""
+    multiplier, right_shift = _sigmoid_table_scaling(s_in, s_out, zp_in, zp_out, (0, 1))
+
+    def f(q: int) -> int:
+        x = _sigmoid_table_input(q, multiplier, right_shift)
+        u, frac = abs(x) >> 8, abs(x) & 0xFF
+        r = 0xFFFF << 8 if u >= 255 else \
+            (int(SIGMOID_TABLE_UINT16[u]) << 8) + frac * int(SIGMOID_TABLE_UINT16[u + 1] - SIGMOID_TABLE_UINT16[u])
+        return (r - (1 << 23) + (1 << 7) if x >= 0 else -r + (1 << 23) + (1 << 7) - 1) >> 8
+    return f
 
 
 def relu(s_in: float, zp_in: int, s_out: float, zp_out: int, out_range=INT8):
