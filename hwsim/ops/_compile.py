@@ -23,3 +23,21 @@ def run_kernel(model, node, x: np.ndarray, fast: bool, kernels, *args):
     info = model.tensors[node.outputs[0]]
     out = np.empty((x.shape[0],) + tuple(info.shape), dtype=info.dtype)
     return out, (kernels[1] if fast else kernels[0])(x, *args, out)
+
+
+def run_over_rows(kernels, x: np.ndarray, fast: bool, out_dtype, *args):
+    """Run a last-axis kernel ``kernel(rows, *args, out_rows)`` of ``kernels`` (reference, parallel) on ``x`` viewed
+    as (rows, D); return ``(out, what the kernel returned)``."""
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape, dtype=out_dtype)
+    depth = x.shape[-1]
+    return out, (kernels[1] if fast else kernels[0])(x.reshape(-1, depth), *args, out.reshape(-1, depth))
+
+
+@njit(inline="always", cache=True)
+def row_max(x, r):
+    """The largest element of row ``r`` of a 2-D integer array, as int64."""
+    top = np.int64(x[r, 0])
+    for c in range(1, x.shape[1]):
+        top = max(top, np.int64(x[r, c]))
+    return top

@@ -10,7 +10,7 @@ from intonly.quantize.names import DIVIDE, EXP, INT32_ELEMENTWISE
 from intonly.quantize.tflite.fixedpoint import rdbpot, reciprocal, srdhm
 
 from ..work import rows
-from ._compile import reference_and_parallel
+from ._compile import reference_and_parallel, row_max, run_over_rows
 
 
 def _tflite_softmax(x, table, out):
@@ -18,9 +18,7 @@ def _tflite_softmax(x, table, out):
     n_rows, depth = x.shape
     clamps = np.zeros(n_rows, dtype=np.int64)
     for r in prange(n_rows):
-        top = np.int64(x[r, 0])
-        for c in range(1, depth):
-            top = max(top, np.int64(x[r, c]))
+        top = row_max(x, r)
         total = np.int64(0)
         for c in range(depth):
             total += rdbpot(np.int64(table[top - x[r, c]]), 12)
@@ -38,11 +36,8 @@ KERNELS = reference_and_parallel(_tflite_softmax)
 
 
 def run(model, node, inputs, ctx):
-    x = np.ascontiguousarray(inputs[0])
-    out = np.empty(x.shape, dtype=np.int8)
-    kernel = KERNELS[1] if ctx.fast else KERNELS[0]
-    depth = x.shape[-1]
-    ctx.trace.clamp_events = int(kernel(x.reshape(-1, depth), model.param(node, "exp_table"), out.reshape(-1, depth)))
+    out, clamps = run_over_rows(KERNELS, inputs[0], ctx.fast, np.int8, model.param(node, "exp_table"))
+    ctx.trace.clamp_events = int(clamps)
     return out
 
 

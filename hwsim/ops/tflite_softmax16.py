@@ -11,7 +11,7 @@ from intonly.quantize.tflite.fixedpoint import count_leading_zeros32, rdbpot, sr
 from intonly.quantize.tflite.lut16 import lut_lookup16
 
 from ..work import rows
-from ._compile import reference_and_parallel
+from ._compile import reference_and_parallel, row_max, run_over_rows
 
 
 def _tflite_softmax16(x, multiplier, left_shift, exp_lut, reciprocal_lut, out):
@@ -21,9 +21,7 @@ def _tflite_softmax16(x, multiplier, left_shift, exp_lut, reciprocal_lut, out):
     up, down = max(left_shift, 0), max(-left_shift, 0)
     clamps = np.zeros(n_rows, dtype=np.int64)
     for r in prange(n_rows):
-        top = np.int64(x[r, 0])
-        for c in range(1, depth):
-            top = max(top, np.int64(x[r, c]))
+        top = row_max(x, r)
         total = np.int64(0)
         for c in range(depth):
             scaled = rdbpot(srdhm((np.int64(x[r, c]) - top) << up, multiplier), down)
@@ -47,13 +45,9 @@ KERNELS = reference_and_parallel(_tflite_softmax16)
 
 
 def run(model, node, inputs, ctx):
-    x = np.ascontiguousarray(inputs[0])
-    out = np.empty(x.shape, dtype=np.int16)
-    kernel = KERNELS[1] if ctx.fast else KERNELS[0]
-    depth = x.shape[-1]
-    ctx.trace.clamp_events = int(kernel(x.reshape(-1, depth), node.attrs["multiplier"], node.attrs["left_shift"],
-                                        model.param(node, "exp_lut"), model.param(node, "reciprocal_lut"),
-                                        out.reshape(-1, depth)))
+    out, clamps = run_over_rows(KERNELS, inputs[0], ctx.fast, np.int16, node.attrs["multiplier"],
+                                node.attrs["left_shift"], model.param(node, "exp_lut"), model.param(node, "reciprocal_lut"))
+    ctx.trace.clamp_events = int(clamps)
     return out
 
 
