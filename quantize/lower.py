@@ -42,6 +42,7 @@ from .bounds import node_bounds, row_abs_sums, span
 from .ir import IntModel, Node, TensorInfo, storage_dtype
 from .ops import infer_shape
 from .ops._weighted import MIN_SHIFT_16X8, accumulator_bounds
+from .ops.quantize import FORMS
 from .ops.interp_lookup import SEGMENT_SHIFT, TABLE_MARGIN, interpolate
 from .lower_transformer import TransformerRules
 from .observers import Observer, choose_qparams
@@ -808,7 +809,7 @@ class _Lowering(TransformerRules):
             q = self.new_tensor(f"{node.name}_q", self.shape_of(node), s, zp, node.name,
                                 "HWC" if len(shape) == 3 else "", bits)
             self.emit(q.name, "quantize", [node.name], q.name,
-                      {"perm": list(STORAGE["HWC"]) if len(shape) == 3 else []})
+                      {"perm": list(STORAGE["HWC"]) if len(shape) == 3 else [], "form": FORMS["intonly"]})
             self.ir_of[node.name] = q.name
         elif node.op == "output":
             results = node.args[0] if isinstance(node.args[0], (tuple, list)) else [node.args[0]]

@@ -36,7 +36,7 @@ def single_op_model(op: str, in_infos: list[TensorInfo], out_info: TensorInfo, a
         tensors[raw.name] = raw
         tensors[info.name] = info
         graph_inputs.append(raw.name)
-        nodes.append(Node(info.name, "quantize", [raw.name], [info.name], {"perm": []}))
+        nodes.append(Node(info.name, "quantize", [raw.name], [info.name], {"perm": [], "form": 0}))
     tensors[out_info.name] = out_info
     params = {role: f"op.{role}" for role in (constants or {})}
     nodes.append(Node("op", op, [i.name for i in in_infos], [out_info.name], attrs, params))

@@ -47,7 +47,7 @@ def chain_model() -> IntModel:
     t["y"] = TensorInfo("y", "float32", shape)
     req = {"multiplier": 1 << 30, "shift": 30, "input_zp": 0, "output_zp": 0, "act_min": -128, "act_max": 127}
     clamp = {"act_min": -100, "act_max": 100}
-    nodes = [Node("q", "quantize", ["x"], ["x_q"], {"perm": []}),
+    nodes = [Node("q", "quantize", ["x"], ["x_q"], {"perm": [], "form": 0}),
              Node("ra", "requantize", ["x_q"], ["a"], dict(req)),   # step 0: x_q is the caller's: no reuse
              Node("cb", "clamp", ["a"], ["b"], dict(clamp)),        # step 1: a is read again at step 3
              Node("rc", "requantize", ["b"], ["c"], dict(req)),     # step 2: b dies -> c reuses it

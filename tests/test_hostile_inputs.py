@@ -327,7 +327,7 @@ def test_5_node_count_over_the_limit_is_refused(digits_file, tmp_path, monkeypat
 def chain_model(n: int) -> IntModel:
     from intonly.quantize.ir import Node, TensorInfo
     t = {"x": TensorInfo("x", "float32", (4,)), "q0": TensorInfo("q0", "int8", (4,), 0.1)}
-    nodes = [Node("quant", "quantize", ["x"], ["q0"], {"perm": []})]
+    nodes = [Node("quant", "quantize", ["x"], ["q0"], {"perm": [], "form": 0})]
     for i in range(n):
         t[f"q{i + 1}"] = TensorInfo(f"q{i + 1}", "int8", (4,), 0.1)
         nodes.append(Node(f"c{i}", "clamp", [f"q{i}"], [f"q{i + 1}"], {"act_min": -100, "act_max": 100}))

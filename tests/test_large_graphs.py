@@ -24,7 +24,7 @@ CHAIN = 20_000
 def chain(n: int, name: str = "chain", node_name=lambda i: f"c{i}") -> IntModel:
     """quantize -> n clamps over 4-element int8 tensors -> dequantize."""
     t = {"x": TensorInfo("x", "float32", (4,)), "q0": TensorInfo("q0", "int8", (4,), 0.1)}
-    nodes = [Node("quant", "quantize", ["x"], ["q0"], {"perm": []})]
+    nodes = [Node("quant", "quantize", ["x"], ["q0"], {"perm": [], "form": 0})]
     for i in range(n):
         t[f"q{i + 1}"] = TensorInfo(f"q{i + 1}", "int8", (4,), 0.1)
         nodes.append(Node(node_name(i), "clamp", [f"q{i}"], [f"q{i + 1}"], {"act_min": -100, "act_max": 100}))

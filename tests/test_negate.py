@@ -53,7 +53,7 @@ def test_an_int32_input_that_could_overflow_is_refused():
     t = {"u": TensorInfo("u", "float32", (4,)), "uq": TensorInfo("uq", "int8", (4,), 0.1, 0, 8),
          "c": TensorInfo("c", "int32", (4,), 0.1, 0, 32), "y": TensorInfo("y", "int8", (4,), 0.1, 0, 8),
          "out": TensorInfo("out", "float32", (4,))}
-    nodes = [Node("uq", "quantize", ["u"], ["uq"], {"perm": []}), Node("c", "constant", [], ["c"], {}, {"value": "v"}),
+    nodes = [Node("uq", "quantize", ["u"], ["uq"], {"perm": [], "form": 0}), Node("c", "constant", [], ["c"], {}, {"value": "v"}),
              Node("neg", "negate", ["c"], ["y"], {"input_zp": -1, "output_zp": 0, "act_min": -128, "act_max": 127}),
              Node("out", "dequantize", ["y"], ["out"], {"perm": []})]
     model = IntModel("m", "half_up", ["u"], ["out"], t, nodes, {"v": np.zeros(4, np.int32)})

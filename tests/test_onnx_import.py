@@ -252,3 +252,35 @@ def test_unsupported_nodes_are_listed_at_once_and_their_readers_not_again(tmp_pa
     assert all("op not supported" in why for _, why in e.value.ops)   # and no graph output reported as missing
 
 
+
+
+def near_ties(scale: np.float32, n: int, seed: int) -> np.ndarray:
+    """float32 values at and one float32 step around ``(k + 1/2) · scale``: where the forms of quantize differ."""
+    k = np.random.default_rng(seed).integers(-120, 120, n)
+    ties = ((k + 0.5) * scale).astype(np.float32)
+    return np.concatenate([ties, np.nextafter(ties, np.float32(np.inf)), np.nextafter(ties, np.float32(-np.inf)),
+                           -ties])[None]
+
+
+def test_a_float_input_is_quantized_as_onnx_quantizelinear_does(tmp_path):
+    """QuantizeLinear divides in float32 and rounds half to even; intonly's own form (float64) differs near ties, so
+    the imported quantize node must take ONNX's."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    scale, zp = np.float32(0.037), np.int8(3)
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])], "boundary",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 256])],
+        [numpy_helper.from_array(np.array(scale), "s"), numpy_helper.from_array(np.array(zp), "z")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "boundary.onnx"
+    save(model, str(path))
+    x = near_ties(scale, 64, seed=1)
+    theirs = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    imported = import_onnx(path).model
+    np.testing.assert_array_equal(simulate(imported, [x]).outputs[0].reshape(theirs.shape), theirs)
+    imported.nodes[0].attrs["form"] = 0
+    assert np.count_nonzero(simulate(imported, [x]).outputs[0].reshape(theirs.shape) != theirs) > 0

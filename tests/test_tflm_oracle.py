@@ -94,7 +94,7 @@ def boundary_model(name: str, inputs: list[TensorInfo], op_node: Node, out: Tens
         f = TensorInfo(t.name + "_f", "float32", t.shape, layout=t.layout)
         tensors[f.name], tensors[t.name] = f, t
         graph_inputs.append(f.name)
-        nodes.append(Node("quant_" + t.name, "quantize", [f.name], [t.name], {"perm": []}))
+        nodes.append(Node("quant_" + t.name, "quantize", [f.name], [t.name], {"perm": [], "form": 0}))
     y_f = TensorInfo(out.name + "_f", "float32", out.shape, layout=out.layout)
     tensors[out.name], tensors[y_f.name] = out, y_f
     nodes += [op_node, Node("dequant", "dequantize", [out.name], [y_f.name], {"perm": []})]

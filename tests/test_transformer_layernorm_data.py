@@ -365,8 +365,8 @@ def encoder_tail_model(mode, tokens=6, vocab=20, dim=8):
                         ("fc_f", (tokens, 5))):
         t[name] = TensorInfo(name, "float32", shape)
     nodes = [
-        Node("q_ids", "quantize", ["ids_f"], [tensor("ids", (tokens,), 16)], {"perm": []}),
-        Node("q_mask", "quantize", ["mask_f"], [tensor("mask", (tokens,))], {"perm": []}),
+        Node("q_ids", "quantize", ["ids_f"], [tensor("ids", (tokens,), 16)], {"perm": [], "form": 0}),
+        Node("q_mask", "quantize", ["mask_f"], [tensor("mask", (tokens,))], {"perm": [], "form": 0}),
         Node("kmask", "constant", [], [tensor("kmask", (dim,))], {}, {"value": "kmask.value"}),
         Node("emb", "embedding", ["ids"], [tensor("emb", (tokens, dim))], {}, {"weight": "emb.weight"}),
         Node("ln", "layernorm", ["emb"], [tensor("ln", (tokens, dim), zp=3)],

@@ -26,6 +26,7 @@ from ..dyadic import add_multipliers, f64, quantize_multiplier, quantize_multipl
 from ..errors import ModelFileError, UnsupportedOpError
 from ..graph_builder import GraphBuilder
 from ..ir import IntModel, Node, TensorInfo
+from ..ops.quantize import FORMS
 from .reader import OnnxGraph, OnnxNode
 
 ADD_LEFT_SHIFT = 20
@@ -204,7 +205,8 @@ def import_graph(graph: OnnxGraph, name: str) -> OnnxImport:
                 c.tensors[f.name] = f
                 inputs.append(f.name)
                 c.nodes.append(Node(f"n{node.index}:quantize", "quantize", [f.name], [q.name],
-                                    {"perm": IMAGE_PERM if len(q.shape) == 3 else []}))
+                                    {"perm": IMAGE_PERM if len(q.shape) == 3 else [],
+                                     "form": FORMS["onnx"]}))
             elif node.op == "QuantizeLinear":
                 continue   # read with the node that produces its input
             elif node.op == "DequantizeLinear":

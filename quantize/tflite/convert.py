@@ -21,6 +21,7 @@ from ..dyadic import f64
 from ..errors import ModelFileError, UnsupportedOpError
 from ..graph_builder import GraphBuilder
 from ..ir import IntModel, Node, TensorInfo, storage_dtype
+from ..ops.quantize import FORMS
 from .fixedpoint import round_half_away
 from .reader import Operator, Tensor, TFLiteGraph
 
@@ -120,7 +121,8 @@ def import_graph(graph: TFLiteGraph, name: str) -> TFLiteImport:
         f = TensorInfo(b.unique(q.name + ":float"), "float32", q.shape)
         b.tensors[f.name] = f
         b.inputs.append(f.name)
-        b.nodes.append(Node(f"quantize:{q.name}", "quantize", [f.name], [q.name], {"perm": []}))
+        b.nodes.append(Node(f"quantize:{q.name}", "quantize", [f.name], [q.name],
+                             {"perm": [], "form": FORMS["tflite"]}))
     for op in graph.operators:
         if op.index in skipped:
             continue
