@@ -263,24 +263,34 @@ def test_a_mobilenet_v3_block_with_float_input_and_output_is_bit_exact(tmp_path)
 
 def test_a_float_input_is_quantized_as_tflite_affinequantize_does(tmp_path):
     """TFLite's QUANTIZE divides in float32 and rounds half away from zero; the imported quantize node takes that
-    form (intonly's own, float64 and half to even, differs at ties), DEQUANTIZE's float equals TFLM's."""
+    form (intonly's own, float64 and half to even, differs at ties) and DEQUANTIZE's float equals TFLM's: 20 random
+    int8 and int16 boundaries (QUANTIZE -> DEQUANTIZE), inputs at and around ties."""
     from test_onnx_import import near_ties
     from tflite_graphs import Graph
     from tflite_micro import runtime
 
-    g = Graph(seed=0)
-    x_f = g.float_tensor((256,), "x")
-    q = g.add_op(tfl.BuiltinOperator.QUANTIZE, [x_f], g.tensor((256,), 0.037, 3))
-    y_f = g.add_op(tfl.BuiltinOperator.DEQUANTIZE, [q], g.float_tensor((256,), "y"))
-    data = g.build([x_f], [y_f])
-    path = tmp_path / "boundary.tflite"
-    path.write_bytes(data)
-    x = near_ties(np.float32(0.037), 64, seed=2)
-    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 16)
-    interp.set_input(x, 0)
-    interp.invoke()
-    theirs = np.array(interp.get_output(0))
-    imported = import_tflite(path).model
-    np.testing.assert_array_equal(simulate(imported, [x]).outputs[0].reshape(theirs.shape), theirs)
-    imported.nodes[0].attrs["form"] = 0
-    assert np.count_nonzero(simulate(imported, [x]).outputs[0].reshape(theirs.shape) != theirs) > 0
+    rng = np.random.default_rng(7)
+    own_form_differs = 0
+    for seed in range(20):
+        wide = seed % 2 == 1
+        scale = np.float32(10 ** rng.uniform(-3, -1) / (256 if wide else 1))
+        g = Graph(seed)
+        x_f = g.float_tensor((256,), "x")
+        q = g.tensor((256,), scale, 0 if wide else int(rng.integers(-128, 128)))
+        if wide:
+            q.dtype = tfl.TensorType.INT16
+        g.add_op(tfl.BuiltinOperator.QUANTIZE, [x_f], q)
+        y_f = g.add_op(tfl.BuiltinOperator.DEQUANTIZE, [q], g.float_tensor((256,), "y"))
+        data = g.build([x_f], [y_f])
+        path = tmp_path / f"boundary{seed}.tflite"
+        path.write_bytes(data)
+        x = near_ties(scale, 64, seed=seed)
+        interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 16)
+        interp.set_input(x, 0)
+        interp.invoke()
+        theirs = np.array(interp.get_output(0))
+        imported = import_tflite(path).model
+        np.testing.assert_array_equal(simulate(imported, [x]).outputs[0].reshape(theirs.shape), theirs, str(seed))
+        imported.nodes[0].attrs["form"] = 0
+        own_form_differs += np.count_nonzero(simulate(imported, [x]).outputs[0].reshape(theirs.shape) != theirs)
+    assert own_form_differs > 0

@@ -217,6 +217,20 @@ def strided_slice_graph(rng, seed: int):
     return dict(seed=seed, shape=shape, begin=begin, end=end, shrink=shrink), data, [random_inputs(rng, shape)]
 
 
+def reshape_graph(rng, seed: int):
+    """RESHAPE of an image to another shape of the same size (rank 1 to 3, the new shape as a constant input)."""
+    shape = image_shape(rng)
+    size = math.prod(shape)
+    factors = [d for d in range(1, size + 1) if size % d == 0]
+    first = int(rng.choice(factors))
+    new_shape = [[size], [first, size // first], [first, 1, size // first]][seed % 3]
+    q = random_q(rng)
+    x = tflm.act_tensor("x", (1, *shape), *q)
+    y = tflm.act_tensor("y", (1, *new_shape), *q)
+    data = tflm.single_op_model(OP.RESHAPE, 0, None, [x, const_ints("shape", [1, *new_shape])], y, [x])
+    return dict(seed=seed, shape=shape, new_shape=new_shape), data, [random_inputs(rng, shape)]
+
+
 INT16 = tflm.tfl.TensorType.INT16
 
 
@@ -340,8 +354,8 @@ def int16_variant(op: str):
     return make
 
 
-INT16_VARIANTS = ["mul", "sub", "relu", "relu6", "leaky_relu", "quantize", "mean", "resize_nearest_neighbor", "concatenation",
-                  "transpose", "pad", "strided_slice"]
+INT16_VARIANTS = ["mul", "sub", "relu", "relu6", "leaky_relu", "quantize", "mean", "resize_nearest_neighbor",
+                  "concatenation", "transpose", "pad", "strided_slice", "reshape"]
 
 
 def oracle_graph(op: str):
@@ -367,7 +381,8 @@ GRAPH_MAKERS = {**{op: oracle_graph(op) for op in MAKERS}, "softmax": softmax_gr
                 "fully_connected_16x8": weighted_16x8_graph("fully_connected"), "add_16x8": add_16_graph,
                 "average_pool2d_16x8": pool_16_graph(OP.AVERAGE_POOL_2D),
                 "max_pool2d_16x8": pool_16_graph(OP.MAX_POOL_2D), "logistic_16x8": sigmoid_16_graph(OP.LOGISTIC),
-                "tanh_16x8": sigmoid_16_graph(OP.TANH), "softmax_16x8": softmax_16_graph}
+                "tanh_16x8": sigmoid_16_graph(OP.TANH), "softmax_16x8": softmax_16_graph,
+                "reshape": reshape_graph}
 GRAPH_MAKERS.update({f"{op}_16x8": int16_variant(op) for op in INT16_VARIANTS})
 
 
