@@ -1,5 +1,6 @@
 """quantize: the graph's float input to integers, ``q = clamp(round(x / scale) + zp)`` on the output tensor's bit
-range, with an optional axis permutation (CHW images become HWC). ``form`` says whose rounding (docs/numerics.md#quantization):
+range, with an optional axis permutation (CHW images become HWC). ``form`` says whose division and rounding
+(docs/numerics.md#quantization):
 
 * 0 ``intonly``: ``x`` and ``scale`` in float64, divided there, rounded half to even (intonly's own models);
 * 1 ``tflite``: float32 ``x / scale``, rounded half away from zero (TFLite's ``AffineQuantize``, imported ``.tflite``);
