@@ -136,7 +136,7 @@ def isolate(model: IntModel, node_name: str, name: str) -> IntModel:
         raw = TensorInfo(f"{t}:float", "float32", info.shape)
         tensors[raw.name], tensors[t] = raw, info
         inputs.append(raw.name)
-        nodes.append(Node(f"quantize:{t}", "quantize", [raw.name], [t], {"perm": []}))
+        nodes.append(Node(f"quantize:{t}", "quantize", [raw.name], [t], {"perm": [], "form": 0}))
     out = copy.deepcopy(model.tensors[node.outputs[0]])
     tensors[out.name] = out
     nodes.append(copy.deepcopy(node))
