@@ -5,7 +5,8 @@ Input and output zero points are 0; the output scale is 1/32768. Per row, with `
 
     e_c   = LUT(clamp(MBQM(x_c - m; multiplier, left_shift) + 32767, -32768, 32767), exp_lut)   exp(x_c - m), Q0.15
     sum   = Σ e_c                                               int32; h = leading zeros of sum
-    r     = LUT(clamp(((sum << (h - 1)) + 2^13) >> 14) - 98304, -32768, 32767), reciprocal_lut)  1/(sum·2^(h-31)), Q0.15
+    r     = LUT(clamp(((sum << (h - 1)) + 2^13) >> 14) - 98304, -32768, 32767), reciprocal_lut)
+                                                                1/(sum·2^(h-31)), Q0.15
     y_c   = clamp((e_c · r + 2^(30 - h)) >> (31 - h), 0, 32767)
 
 ``MBQM`` is TFLite's MultiplyByQuantizedMultiplier (``RDBPOT(SRDHM(d · 2^max(s, 0), m), max(-s, 0))``); the importer
@@ -20,16 +21,10 @@ from ._opdef import OpDef
 from ._shapes import same_as_input
 
 LUT_SIZE = 513           # 512 segments of 128 codes and the end point of the last
-EXP_AT_ZERO_INDEX = 511  # LUTLookup(32767): the last segment, offset 127
-
-
-def _lut_at_top(table) -> int:
-    """LUTLookup(32767, table): the exp of a zero difference."""
-    base = int(table[EXP_AT_ZERO_INDEX])
-    return base + (((int(table[EXP_AT_ZERO_INDEX + 1]) - base) * 127 + 64) >> 7)
 
 
 def bounds(model, node, producers=None):
+    from ..tflite.lut16 import lut_lookup16   # here: the tflite package imports the IR, which imports this registry
     depth = model.tensors[node.inputs[0]].shape[-1]
     found = []
     for role in ("exp_lut", "reciprocal_lut"):
@@ -38,7 +33,7 @@ def bounds(model, node, producers=None):
                   Bound(f"{role} entries above 32767", max(0, int(table.max()) - 32767), 0)]
     found += [Bound(f"row sum of exps (D={depth}) in Q16.15", depth * 32767, 2**31 - 1),
               Bound("2 - exp of the row maximum (the sum must be at least 2)",
-                    2 - _lut_at_top(model.param(node, "exp_lut")), 0)]
+                    2 - int(lut_lookup16(32767, model.param(node, "exp_lut"))), 0)]
     return found
 
 

@@ -249,8 +249,8 @@ def softmax16(b: Builder, x, y, beta: float) -> None:
         raise Refusal(f"input scale {x.scale} times beta {beta} rescales a code difference by 2^{left_shift}; "
                       "differences up to 65535 must stay inside int32")
     b.append("tflite_softmax16", [x.name], y, {"multiplier": multiplier, "left_shift": left_shift},
-             {"exp_lut": b.add_constant(y.name + ":exp_lut", softmax_exp_lut()),
-              "reciprocal_lut": b.add_constant(y.name + ":reciprocal_lut", softmax_reciprocal_lut())})
+             {"exp_lut": b.add_constant(y.name + ":exp_lut", softmax_exp_lut().copy()),
+              "reciprocal_lut": b.add_constant(y.name + ":reciprocal_lut", softmax_reciprocal_lut().copy())})
 
 
 def _axis(b: Builder, index: int, axis: int) -> int:
@@ -456,17 +456,14 @@ def _refusing(make):
     return checked
 
 
-def _sigmoid_int16(b: Builder, op: Operator, make) -> bool:
-    """An int16 LOGISTIC / TANH as a table of its per-code results; False for an int8 one."""
-    if b.activation(op.inputs[0]).bits != 16:
-        return False
+def _sigmoid_int16(b: Builder, op: Operator, make) -> None:
+    """An int16 LOGISTIC / TANH as a table of its per-code results."""
     _lookup(b, op, _refusing(lambda *q: make(*q[:4])), int16=True)
-    return True
 
 
 def logistic(b: Builder, op: Operator) -> None:
-    if _sigmoid_int16(b, op, logistic_int16):
-        return
+    if b.activation(op.inputs[0]).bits == 16:
+        return _sigmoid_int16(b, op, logistic_int16)
     zp_out = b.activation(op.outputs[0]).zero_point
     if zp_out != -128:
         raise Refusal(f"output zero point {zp_out}; TFLite's int8 LOGISTIC writes zero point -128 (scale 1/256)")
@@ -474,8 +471,8 @@ def logistic(b: Builder, op: Operator) -> None:
 
 
 def tanh(b: Builder, op: Operator) -> None:
-    if _sigmoid_int16(b, op, tanh_int16):
-        return
+    if b.activation(op.inputs[0]).bits == 16:
+        return _sigmoid_int16(b, op, tanh_int16)
     zp_out = b.activation(op.outputs[0]).zero_point
     if zp_out != 0:
         raise Refusal(f"output zero point {zp_out}; TFLite's int8 TANH writes zero point 0 (scale 1/128)")

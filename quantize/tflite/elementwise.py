@@ -81,6 +81,16 @@ def _sigmoid_table_input(q: int, multiplier: int, right_shift: int) -> int:
     return (q * multiplier + ((1 << right_shift) >> 1)) >> right_shift
 
 
+def _sigmoid_table_at(a: int, unit_bits: int, saturated: int) -> int:
+    """``a >= 0`` interpolated in ``sigmoid_table_uint16`` at ``2^unit_bits`` units per entry:
+    ``(T[u] << unit_bits) + (a mod 2^unit_bits) · (T[u+1] - T[u])``, or ``saturated`` from entry 255 on."""
+    u, frac = a >> unit_bits, a & ((1 << unit_bits) - 1)
+    if u >= 255:
+        return saturated
+    low, high = int(SIGMOID_TABLE_UINT16[u]), int(SIGMOID_TABLE_UINT16[u + 1])
+    return (low << unit_bits) + frac * (high - low)
+
+
 def logistic_int16(s_in: float, zp_in: int, s_out: float, zp_out: int):
     """reference_integer_ops::Logistic (int16): ``|x|`` interpolated in ``sigmoid_table_uint16`` at 512 units per
     entry (``(T[u] << 9) + (|x| mod 512) · (T[u+1] - T[u])``, saturated to ``0x7FFF << 10`` from entry 255), mirrored
@@ -89,9 +99,7 @@ def logistic_int16(s_in: float, zp_in: int, s_out: float, zp_out: int):
 
     def f(q: int) -> int:
         x = _sigmoid_table_input(q, multiplier, right_shift)
-        u, frac = abs(x) >> 9, abs(x) & 0x1FF
-        r = 0x7FFF << 10 if u >= 255 else \
-            (int(SIGMOID_TABLE_UINT16[u]) << 9) + frac * int(SIGMOID_TABLE_UINT16[u + 1] - SIGMOID_TABLE_UINT16[u])
+        r = _sigmoid_table_at(abs(x), 9, 0x7FFF << 10)
         return (r + (1 << 9) if x >= 0 else (1 << 25) - r + (1 << 9) - 1) >> 10
     return f
 
@@ -104,9 +112,7 @@ def tanh_int16(s_in: float, zp_in: int, s_out: float, zp_out: int):
 
     def f(q: int) -> int:
         x = _sigmoid_table_input(q, multiplier, right_shift)
-        u, frac = abs(x) >> 8, abs(x) & 0xFF
-        r = 0xFFFF << 8 if u >= 255 else \
-            (int(SIGMOID_TABLE_UINT16[u]) << 8) + frac * int(SIGMOID_TABLE_UINT16[u + 1] - SIGMOID_TABLE_UINT16[u])
+        r = _sigmoid_table_at(abs(x), 8, 0xFFFF << 8)
         return (r - (1 << 23) + (1 << 7) if x >= 0 else -r + (1 << 23) + (1 << 7) - 1) >> 8
     return f
 

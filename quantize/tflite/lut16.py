@@ -13,6 +13,7 @@ in a last bit). The kernels that read the tables are integer only.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -75,7 +76,8 @@ def checked_log2(x: float) -> tuple[bool, int]:
     return bool(abs(x_log2 - rounded) < F32(1e-3)), int(rounded)
 
 
-def lut_populate_int16(input_scale, input_zero_point: int, output_scale, output_zero_point: int, transform) -> np.ndarray:
+def lut_populate_int16(input_scale, input_zero_point: int, output_scale, output_zero_point: int,
+                       transform) -> np.ndarray:
     """``LUTPopulateInt16<float>``: ``transform`` (float32 -> float32) sampled at the 513 ends of 512 equal segments of
     the int16 input range, each sample less half its segment's midpoint interpolation error, in output codes."""
     input_scale, output_scale = F32(input_scale), F32(output_scale)
@@ -99,12 +101,14 @@ def lut_populate_int16(input_scale, input_zero_point: int, output_scale, output_
     return lut
 
 
+@functools.cache
 def softmax_exp_lut() -> np.ndarray:
     """The int16 SOFTMAX exp table: ``expf`` over [-10, 0] (input scale 10/65535, zero point 32767) in codes of
-    2/65535 (zero point 0)."""
+    2/65535 (zero point 0). Built once per process; callers copy it."""
     return lut_populate_int16(F32(10.0) / F32(65535), 32767, F32(2.0) / F32(65535), 0, expf)
 
 
+@functools.cache
 def softmax_reciprocal_lut() -> np.ndarray:
     """The int16 SOFTMAX ``1 / (1 + x)`` table over [0, 1) (input scale 1/65535, zero point -32768)."""
     return lut_populate_int16(F32(1.0) / F32(65535), -32768, F32(2.0) / F32(65535), 0,
